@@ -1,0 +1,94 @@
+//! The standalone server: turns a parsed [`Cli`] into running streams and a
+//! listening server, and stops on SIGINT or SIGTERM.
+
+use anyhow::Context;
+use std::time::Duration;
+
+use crate::config::{seconds_or_off, Cli, StreamArg};
+use crate::http::StreamOptions;
+use crate::hub::Streams;
+use crate::server::{Server, ServerOptions};
+use crate::source::{SourceOptions, SourceSpec};
+
+/// Runs the server described by `cli` until a shutdown signal.
+///
+/// Every problem that can be found before serving (bad folders, duplicate
+/// names, a port in use) is returned as an error before anything is served.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let args = if cli.streams.is_empty() {
+        vec![StreamArg {
+            name: "demo".into(),
+            source: SourceSpec::Demo,
+        }]
+    } else {
+        cli.streams
+    };
+
+    let streams = Streams::new();
+    let mut sources = Vec::new();
+    for arg in args {
+        arg.source
+            .check()
+            .await
+            .with_context(|| format!("stream {:?}", arg.name))?;
+        let hub = streams.add(&arg.name)?;
+        sources.push((hub, arg.source));
+    }
+
+    let opts = ServerOptions {
+        max_connections: cli.max_connections as usize,
+        write_timeout: seconds_or_off(cli.write_timeout),
+        stream: StreamOptions {
+            resend_after: seconds_or_off(cli.resend_after),
+        },
+        ..ServerOptions::default()
+    };
+    let server = Server::bind(cli.listen, streams.clone(), opts).await?;
+    let shutdown = server.shutdown_token();
+    let source_opts = SourceOptions {
+        interval: Duration::from_secs_f64(1.0 / cli.fps),
+    };
+    for (hub, spec) in sources {
+        tracing::info!(stream = hub.name(), "source {spec}");
+        spec.spawn(hub, source_opts.clone(), shutdown.clone());
+    }
+
+    let addr = server.local_addr();
+    tracing::info!("serving http://{addr}/");
+    for hub in streams.all() {
+        tracing::info!("  http://{addr}/stream/{}", hub.name());
+    }
+
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            shutdown.cancel();
+        }
+    });
+    server.run().await.context("server failed")?;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,125 @@
+//! The command line: every flag, with its default and what it is for.
+//!
+//! Parsing is done by clap; this module adds the types that flags parse
+//! into ([`StreamArg`]) so that a bad value is refused with a message that
+//! names it before anything starts.
+
+use clap::Parser;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::hub::check_name;
+use crate::source::SourceSpec;
+
+/// Serve live MJPEG streams over HTTP.
+///
+/// With no flags, serves a built-in demo stream at http://127.0.0.1:8080/.
+#[derive(Debug, Parser)]
+#[command(name = "mjpeg-server", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Address and port to listen on.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// A stream, as NAME=SOURCE (repeatable). SOURCE is `demo` or
+    /// `dir:PATH`. Without any, one stream `demo=demo` is served.
+    #[arg(long = "stream", value_name = "NAME=SOURCE")]
+    pub streams: Vec<StreamArg>,
+
+    /// Frames per second of sources that set their own pace (dir, demo).
+    #[arg(long, value_name = "N", default_value = "10", value_parser = positive_f64)]
+    pub fps: f64,
+
+    /// Re-send the newest frame to a viewer after this many seconds without
+    /// a new one (Chrome shows a frame only when the next begins); 0 = never.
+    #[arg(long, value_name = "SECONDS", default_value = "1", value_parser = non_negative_f64)]
+    pub resend_after: f64,
+
+    /// Drop a viewer whose socket accepts nothing for this many seconds;
+    /// 0 = never.
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = non_negative_f64)]
+    pub write_timeout: f64,
+
+    /// Most connections open at once; more get 503.
+    #[arg(long, value_name = "N", default_value = "4096", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+}
+
+const AFTER_HELP: &str = "\
+Examples:
+  mjpeg-server
+  mjpeg-server --listen 0.0.0.0:8080 --fps 30 --stream cam=dir:./img --stream graphs=dir:./plots
+
+URLs: /  /stream/NAME  /snapshot/NAME  /status  /?action=stream  /?action=snapshot
+Logging: set RUST_LOG (e.g. RUST_LOG=debug).";
+
+/// One `--stream NAME=SOURCE`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamArg {
+    /// The stream's name, as used in URLs.
+    pub name: String,
+    /// Where its frames come from.
+    pub source: SourceSpec,
+}
+
+impl FromStr for StreamArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let Some((name, source)) = s.split_once('=') else {
+            return Err("expected NAME=SOURCE, e.g. cam=dir:./img".into());
+        };
+        check_name(name).map_err(|e| e.to_string())?;
+        let source = source.parse().map_err(|e: crate::source::SourceError| e.to_string())?;
+        Ok(StreamArg {
+            name: name.to_string(),
+            source,
+        })
+    }
+}
+
+fn positive_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number")),
+    }
+}
+
+fn non_negative_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds (0 or more)")),
+    }
+}
+
+/// Seconds as a duration, with 0 meaning "off".
+pub fn seconds_or_off(secs: f64) -> Option<Duration> {
+    (secs > 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_args_parse_or_say_why_not() {
+        let a: StreamArg = "cam=dir:./img".parse().unwrap();
+        assert_eq!(a.name, "cam");
+        assert_eq!(a.source, SourceSpec::Dir("./img".into()));
+        assert!("cam".parse::<StreamArg>().unwrap_err().contains("NAME=SOURCE"));
+        assert!("bad name=demo".parse::<StreamArg>().unwrap_err().contains("invalid stream name"));
+        assert!("x=ftp:y".parse::<StreamArg>().unwrap_err().contains("unknown source"));
+    }
+
+    #[test]
+    fn defaults_and_bad_numbers() {
+        let cli = Cli::try_parse_from(["mjpeg-server"]).unwrap();
+        assert_eq!(cli.listen.to_string(), "127.0.0.1:8080");
+        assert!(cli.streams.is_empty());
+        assert!(Cli::try_parse_from(["x", "--fps", "0"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--fps", "abc"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--resend-after", "-1"]).is_err());
+        assert_eq!(seconds_or_off(0.0), None);
+    }
+}

@@ -1,0 +1,395 @@
+//! The HTTP interface: stream, snapshot, index page, status, and the URLs of
+//! mjpg-streamer that other tools hard-code.
+//!
+//! [`router`] returns an [`axum::Router`], so the same routes serve the
+//! standalone server and can be merged into a user's own axum app.
+//!
+//! | URL | answer |
+//! | --- | --- |
+//! | `GET /` | an HTML page showing every stream live |
+//! | `GET /stream`, `/stream/{name}` | the MJPEG stream (`?fps=N` caps the rate) |
+//! | `GET /snapshot`, `/snapshot/{name}` | the newest frame as one JPEG |
+//! | `GET /status` | JSON counters of every stream |
+//! | `GET /?action=stream[_N]`, `/?action=snapshot[_N]` | mjpg-streamer's URLs |
+//!
+//! `HEAD` works on all of them; other methods get `405`, unknown paths and
+//! stream names `404`.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, Method, StatusCode, Version};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use bytes::Bytes;
+use futures_util::stream::{self, Stream};
+use serde::Deserialize;
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::{sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::{Hub, HubStats, Published, Streams, Subscriber};
+use crate::multipart;
+
+/// How stream responses behave.
+#[derive(Debug, Clone)]
+pub struct StreamOptions {
+    /// Re-send the newest frame to a viewer that got nothing new for this
+    /// long; `None` turns it off.
+    ///
+    /// Chrome shows a part only once the next part begins, so a stream whose
+    /// source is idle would otherwise show the second-newest frame forever;
+    /// the re-send also keeps proxies from timing out a quiet connection.
+    pub resend_after: Option<Duration>,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        StreamOptions {
+            resend_after: Some(Duration::from_secs(1)),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    streams: Streams,
+    opts: Arc<StreamOptions>,
+    shutdown: CancellationToken,
+}
+
+/// The routes of the server, for `streams`.
+///
+/// Stream responses end when `shutdown` is cancelled, which is how a
+/// graceful shutdown closes viewers that would otherwise watch forever.
+pub fn router(streams: Streams, opts: StreamOptions, shutdown: CancellationToken) -> Router {
+    let state = AppState {
+        streams,
+        opts: Arc::new(opts),
+        shutdown,
+    };
+    Router::new()
+        .route("/", get(root))
+        .route("/stream", get(stream_first))
+        .route("/stream/{name}", get(stream_named))
+        .route("/snapshot", get(snapshot_first))
+        .route("/snapshot/{name}", get(snapshot_named))
+        .route("/status", get(status))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Query parameters the routes understand; others are ignored.
+#[derive(Deserialize, Default)]
+struct Params {
+    /// mjpg-streamer's `action=stream`, `stream_N`, `snapshot`, `snapshot_N`.
+    action: Option<String>,
+    /// Per-viewer frame-rate cap.
+    fps: Option<String>,
+}
+
+async fn root(
+    State(st): State<AppState>,
+    method: Method,
+    version: Version,
+    Query(p): Query<Params>,
+) -> Response {
+    let Some(action) = p.action.as_deref() else {
+        return index(&st);
+    };
+    let nth = |prefix: &str| -> Option<Option<usize>> {
+        let rest = action.strip_prefix(prefix)?;
+        if rest.is_empty() {
+            Some(Some(0))
+        } else {
+            Some(rest.strip_prefix('_').and_then(|n| n.parse().ok()))
+        }
+    };
+    if let Some(n) = nth("stream") {
+        match n.and_then(|n| st.streams.nth(n)) {
+            Some(hub) => stream_response(&st, hub, &method, version, &p),
+            None => not_found_text(format!("no stream for action={action}\n")),
+        }
+    } else if let Some(n) = nth("snapshot") {
+        match n.and_then(|n| st.streams.nth(n)) {
+            Some(hub) => snapshot_response(&hub),
+            None => not_found_text(format!("no stream for action={action}\n")),
+        }
+    } else {
+        not_found_text(format!(
+            "unknown action {action:?}: use stream, stream_N, snapshot or snapshot_N\n"
+        ))
+    }
+}
+
+async fn stream_first(
+    State(st): State<AppState>,
+    method: Method,
+    version: Version,
+    Query(p): Query<Params>,
+) -> Response {
+    match st.streams.nth(0) {
+        Some(hub) => stream_response(&st, hub, &method, version, &p),
+        None => not_found_text("this server has no streams\n".into()),
+    }
+}
+
+async fn stream_named(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    method: Method,
+    version: Version,
+    Query(p): Query<Params>,
+) -> Response {
+    match st.streams.get(&name) {
+        Some(hub) => stream_response(&st, hub, &method, version, &p),
+        None => no_such_stream(&st, &name),
+    }
+}
+
+async fn snapshot_first(State(st): State<AppState>) -> Response {
+    match st.streams.nth(0) {
+        Some(hub) => snapshot_response(&hub),
+        None => not_found_text("this server has no streams\n".into()),
+    }
+}
+
+async fn snapshot_named(State(st): State<AppState>, Path(name): Path<String>) -> Response {
+    match st.streams.get(&name) {
+        Some(hub) => snapshot_response(&hub),
+        None => no_such_stream(&st, &name),
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Status {
+    streams: Vec<HubStats>,
+}
+
+async fn status(State(st): State<AppState>) -> Response {
+    let streams = st.streams.all().iter().map(Hub::stats).collect();
+    let mut res = Json(Status { streams }).into_response();
+    no_cache(&mut res);
+    res
+}
+
+async fn not_found() -> Response {
+    not_found_text("not found; the streams are listed at /\n".into())
+}
+
+fn not_found_text(text: String) -> Response {
+    (StatusCode::NOT_FOUND, text).into_response()
+}
+
+fn no_such_stream(st: &AppState, name: &str) -> Response {
+    let names: Vec<String> = st.streams.all().iter().map(|h| h.name().to_string()).collect();
+    // The name is echoed only through {:?}, which escapes control characters.
+    not_found_text(format!(
+        "no stream named {name:?}; streams: {}\n",
+        names.join(", ")
+    ))
+}
+
+fn no_cache(res: &mut Response) {
+    let h = res.headers_mut();
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store, no-cache, must-revalidate, max-age=0"),
+    );
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    h.insert(header::EXPIRES, HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
+}
+
+fn snapshot_response(hub: &Hub) -> Response {
+    let Some(p) = hub.latest() else {
+        let mut res = (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("stream {:?} has no frame yet; try again shortly\n", hub.name()),
+        )
+            .into_response();
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return res;
+    };
+    let mut res = Response::new(Body::from(p.jpeg().clone()));
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+    if let Ok(v) = HeaderValue::from_str(&multipart::timestamp(p.published())) {
+        res.headers_mut().insert("x-timestamp", v);
+    }
+    no_cache(&mut res);
+    res
+}
+
+fn parse_fps(p: &Params) -> Result<Option<Duration>, Response> {
+    let Some(raw) = p.fps.as_deref() else {
+        return Ok(None);
+    };
+    match raw.parse::<f64>() {
+        Ok(fps) if fps.is_finite() && fps > 0.0 => Ok(Some(Duration::from_secs_f64(1.0 / fps))),
+        _ => Err((
+            StatusCode::BAD_REQUEST,
+            format!("fps={raw:?} is not a positive number of frames per second\n"),
+        )
+            .into_response()),
+    }
+}
+
+/// Builds a stream response: headers now, frames as the viewer takes them.
+fn stream_response(
+    st: &AppState,
+    hub: Hub,
+    method: &Method,
+    version: Version,
+    p: &Params,
+) -> Response {
+    let min_interval = match parse_fps(p) {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    let body = if method == Method::HEAD {
+        // An empty stream (not an empty body) so that HEAD gets exactly the
+        // headers of GET: no Content-Length is added.
+        Body::from_stream(stream::empty::<Result<Bytes, Infallible>>())
+    } else {
+        Body::from_stream(viewer(
+            hub.subscribe(),
+            min_interval,
+            st.opts.resend_after,
+            st.shutdown.clone(),
+        ))
+    };
+    let mut res = Response::new(body);
+    // Answering an HTTP/1.1 request as HTTP/1.0 makes hyper write the body as
+    // is and end it by closing the connection, the way mjpg-streamer and
+    // µStreamer do. Otherwise hyper would use chunked transfer encoding for a
+    // body of unknown length, which many MJPEG clients (motionEye, embedded
+    // viewers) cannot parse. HTTP/2 has no such problem and is left alone.
+    if version == Version::HTTP_11 {
+        *res.version_mut() = Version::HTTP_10;
+    }
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(multipart::CONTENT_TYPE));
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    no_cache(&mut res);
+    res
+}
+
+/// One viewer's state: what is left to write of the current part, and when
+/// it last got a frame.
+struct Viewer {
+    sub: Subscriber,
+    queue: VecDeque<Bytes>,
+    min_interval: Option<Duration>,
+    resend_after: Option<Duration>,
+    last_sent: Option<Instant>,
+    shutdown: CancellationToken,
+}
+
+/// The body of a stream response: the preamble, then for every frame the
+/// three shared buffers of its part (header, JPEG, trailer).
+///
+/// The body is polled only when hyper has room to write (its write buffer is
+/// kept small by the server), so a viewer takes a new frame only after the
+/// previous one has mostly gone out: a slow viewer skips frames instead of
+/// queueing them.
+fn viewer(
+    sub: Subscriber,
+    min_interval: Option<Duration>,
+    resend_after: Option<Duration>,
+    shutdown: CancellationToken,
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    let v = Viewer {
+        sub,
+        queue: VecDeque::from([Bytes::from_static(multipart::PREAMBLE)]),
+        min_interval,
+        resend_after,
+        last_sent: None,
+        shutdown,
+    };
+    stream::unfold(v, |mut v| async move {
+        if v.queue.is_empty() {
+            let part = v.next_part().await?;
+            v.queue.extend([
+                part.part_header().clone(),
+                part.jpeg().clone(),
+                Bytes::from_static(multipart::TRAILER),
+            ]);
+        }
+        let chunk = v.queue.pop_front()?;
+        Some((Ok(chunk), v))
+    })
+}
+
+impl Viewer {
+    /// Waits for the next frame this viewer should get: a newer frame, or
+    /// the same one again after `resend_after` of silence. `None` ends the
+    /// stream (shutdown).
+    async fn next_part(&mut self) -> Option<Arc<Published>> {
+        if let (Some(interval), Some(last)) = (self.min_interval, self.last_sent) {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return None,
+                _ = sleep_until(last + interval) => {}
+            }
+        }
+        let part = loop {
+            if let Some(p) = self.sub.take_unseen() {
+                break p;
+            }
+            let resend_at = match (self.resend_after, self.last_sent) {
+                (Some(after), Some(last)) => Some(last + after),
+                _ => None,
+            };
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return None,
+                p = self.sub.next() => break p,
+                _ = sleep_until(resend_at.unwrap_or_else(Instant::now)), if resend_at.is_some() => {
+                    match self.sub.latest() {
+                        Some(p) => break p,
+                        None => continue,
+                    }
+                }
+            }
+        };
+        self.last_sent = Some(Instant::now());
+        Some(part)
+    }
+}
+
+fn index(st: &AppState) -> Response {
+    let hubs = st.streams.all();
+    let mut cards = String::new();
+    for hub in &hubs {
+        // Names are limited to [A-Za-z0-9_-], so they need no escaping.
+        let n = hub.name();
+        cards.push_str(&format!(
+            r#"<figure><img src="/stream/{n}" alt="live stream {n}"><figcaption><b>{n}</b> · <a href="/stream/{n}">stream</a> · <a href="/snapshot/{n}">snapshot</a></figcaption></figure>
+"#
+        ));
+    }
+    if hubs.is_empty() {
+        cards.push_str("<p>This server has no streams.</p>");
+    }
+    let mut res = Html(format!(
+        r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>mjpeg-server</title>
+<style>
+body{{font-family:system-ui,sans-serif;margin:1.5rem;background:#111;color:#ddd}}
+a{{color:#8cf}} main{{display:flex;flex-wrap:wrap;gap:1.5rem}}
+figure{{margin:0}} img{{display:block;max-width:min(100%,960px);background:#222;min-width:160px;min-height:90px}}
+figcaption{{margin-top:.4rem}} code{{color:#fc8}}
+</style></head><body>
+<h1>mjpeg-server</h1>
+<main>
+{cards}</main>
+<p>Embed a stream with <code>&lt;img src="http://HOST:PORT/stream/NAME"&gt;</code>. Counters: <a href="/status">/status</a>.</p>
+</body></html>
+"#
+    ))
+    .into_response();
+    no_cache(&mut res);
+    res
+}

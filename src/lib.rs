@@ -1,0 +1,51 @@
+//! # mjpeg-server
+//!
+//! Turn a sequence of images into a live MJPEG stream over HTTP
+//! (`multipart/x-mixed-replace`), so that `<img src="http://host:8080/stream">`
+//! shows it live in any browser, and ffmpeg, VLC, OpenCV, Home Assistant and
+//! OctoPrint can read it.
+//!
+//! ## Layout
+//!
+//! The path of one frame, source to socket:
+//!
+//! | module | role |
+//! | --- | --- |
+//! | [`source`] | tasks that produce images: [`source::demo`], [`source::dir`] |
+//! | [`jpeg`] | marker parsing: is this a whole JPEG, where does it end |
+//! | [`frame`] | [`Frame`]: a checked JPEG in shared [`bytes::Bytes`] |
+//! | [`hub`] | [`Hub`]: one per stream, the newest frame for every viewer |
+//! | [`multipart`] | the wire format, encoded once per frame |
+//! | [`http`] | the routes: stream, snapshot, index, status, mjpg-streamer URLs |
+//! | [`server`] | accept loop, connection limit, graceful shutdown |
+//! | [`config`], [`cli`] | the command line and the standalone server |
+//!
+//! ## Publishing frames from Rust
+//!
+//! ```
+//! use mjpeg_server::{Frame, Streams};
+//!
+//! let streams = Streams::new();
+//! let hub = streams.add("cam").unwrap();
+//! let jpeg = std::fs::read("tests/data/jpeg_5k.jpg").unwrap();
+//! hub.publish(Frame::from_jpeg(jpeg).unwrap()).unwrap();
+//! assert_eq!(hub.latest().unwrap().frame().width(), 320);
+//! // Serve `streams` with `Server::bind(addr, streams, opts)` and `run()`,
+//! // or merge `http::router(...)` into your own axum app.
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod config;
+pub mod frame;
+pub mod http;
+pub mod hub;
+pub mod jpeg;
+pub mod multipart;
+pub mod server;
+pub mod source;
+
+pub use frame::{Frame, FrameError};
+pub use hub::{Hub, PublishError, Streams};
+pub use server::{Server, ServerOptions};
