@@ -71,7 +71,9 @@ impl FromStr for StreamArg {
             return Err("expected NAME=SOURCE, e.g. cam=dir:./img".into());
         };
         check_name(name).map_err(|e| e.to_string())?;
-        let source = source.parse().map_err(|e: crate::source::SourceError| e.to_string())?;
+        let source = source
+            .parse()
+            .map_err(|e: crate::source::SourceError| e.to_string())?;
         Ok(StreamArg {
             name: name.to_string(),
             source,
@@ -107,9 +109,18 @@ mod tests {
         let a: StreamArg = "cam=dir:./img".parse().unwrap();
         assert_eq!(a.name, "cam");
         assert_eq!(a.source, SourceSpec::Dir("./img".into()));
-        assert!("cam".parse::<StreamArg>().unwrap_err().contains("NAME=SOURCE"));
-        assert!("bad name=demo".parse::<StreamArg>().unwrap_err().contains("invalid stream name"));
-        assert!("x=ftp:y".parse::<StreamArg>().unwrap_err().contains("unknown source"));
+        assert!("cam"
+            .parse::<StreamArg>()
+            .unwrap_err()
+            .contains("NAME=SOURCE"));
+        assert!("bad name=demo"
+            .parse::<StreamArg>()
+            .unwrap_err()
+            .contains("invalid stream name"));
+        assert!("x=ftp:y"
+            .parse::<StreamArg>()
+            .unwrap_err()
+            .contains("unknown source"));
     }
 
     #[test]

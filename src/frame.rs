@@ -171,7 +171,11 @@ mod tests {
         let err = |name: &str| Frame::from_jpeg(corpus(name)).unwrap_err().to_string();
         assert_eq!(err("image.png"), "not a JPEG: a PNG image");
         assert_eq!(err("image.gif"), "not a JPEG: a GIF image");
-        assert!(err("truncated.jpg").starts_with("truncated JPEG"), "{}", err("truncated.jpg"));
+        assert!(
+            err("truncated.jpg").starts_with("truncated JPEG"),
+            "{}",
+            err("truncated.jpg")
+        );
         assert_eq!(err("empty.jpg"), "empty (0 bytes)");
         assert_eq!(err("garbage.jpg"), "not a JPEG: unrecognised data");
         let html = Frame::from_jpeg(&b"\n<!DOCTYPE html><title>502</title>"[..]).unwrap_err();

@@ -185,7 +185,12 @@ fn not_found_text(text: String) -> Response {
 }
 
 fn no_such_stream(st: &AppState, name: &str) -> Response {
-    let names: Vec<String> = st.streams.all().iter().map(|h| h.name().to_string()).collect();
+    let names: Vec<String> = st
+        .streams
+        .all()
+        .iter()
+        .map(|h| h.name().to_string())
+        .collect();
     // The name is echoed only through {:?}, which escapes control characters.
     not_found_text(format!(
         "no stream named {name:?}; streams: {}\n",
@@ -200,21 +205,29 @@ fn no_cache(res: &mut Response) {
         HeaderValue::from_static("no-store, no-cache, must-revalidate, max-age=0"),
     );
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    h.insert(header::EXPIRES, HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
+    h.insert(
+        header::EXPIRES,
+        HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
+    );
 }
 
 fn snapshot_response(hub: &Hub) -> Response {
     let Some(p) = hub.latest() else {
         let mut res = (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("stream {:?} has no frame yet; try again shortly\n", hub.name()),
+            format!(
+                "stream {:?} has no frame yet; try again shortly\n",
+                hub.name()
+            ),
         )
             .into_response();
-        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return res;
     };
     let mut res = Response::new(Body::from(p.jpeg().clone()));
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
     if let Ok(v) = HeaderValue::from_str(&multipart::timestamp(p.published())) {
         res.headers_mut().insert("x-timestamp", v);
     }
@@ -222,17 +235,16 @@ fn snapshot_response(hub: &Hub) -> Response {
     res
 }
 
-fn parse_fps(p: &Params) -> Result<Option<Duration>, Response> {
+/// The per-viewer frame interval from `?fps=N`, or why `N` is no good.
+fn parse_fps(p: &Params) -> Result<Option<Duration>, String> {
     let Some(raw) = p.fps.as_deref() else {
         return Ok(None);
     };
     match raw.parse::<f64>() {
         Ok(fps) if fps.is_finite() && fps > 0.0 => Ok(Some(Duration::from_secs_f64(1.0 / fps))),
-        _ => Err((
-            StatusCode::BAD_REQUEST,
-            format!("fps={raw:?} is not a positive number of frames per second\n"),
-        )
-            .into_response()),
+        _ => Err(format!(
+            "fps={raw:?} is not a positive number of frames per second\n"
+        )),
     }
 }
 
@@ -246,7 +258,7 @@ fn stream_response(
 ) -> Response {
     let min_interval = match parse_fps(p) {
         Ok(v) => v,
-        Err(res) => return res,
+        Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
     };
     let body = if method == Method::HEAD {
         // An empty stream (not an empty body) so that HEAD gets exactly the
@@ -270,7 +282,10 @@ fn stream_response(
         *res.version_mut() = Version::HTTP_10;
     }
     let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(multipart::CONTENT_TYPE));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(multipart::CONTENT_TYPE),
+    );
     h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     no_cache(&mut res);

@@ -98,7 +98,9 @@ struct Inner {
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hub").field("name", &self.inner.name).finish_non_exhaustive()
+        f.debug_struct("Hub")
+            .field("name", &self.inner.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -137,7 +139,11 @@ impl Hub {
         let at = Instant::now();
         let header = multipart::part_header(frame.len(), published);
         let seq = self.inner.published.fetch_add(1, Ordering::Relaxed) + 1;
-        self.inner.rate.lock().unwrap_or_else(|e| e.into_inner()).record(at);
+        self.inner
+            .rate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(at);
         self.inner.tx.send_replace(Some(Arc::new(Published {
             frame,
             seq,
@@ -165,7 +171,11 @@ impl Hub {
     /// why, for `/status`.
     pub fn reject(&self, reason: &dyn std::fmt::Display) {
         self.inner.rejected.fetch_add(1, Ordering::Relaxed);
-        *self.inner.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_string());
+        *self
+            .inner
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(reason.to_string());
     }
 
     /// The newest frame, if any was published yet. Never waits.
@@ -191,13 +201,23 @@ impl Hub {
             name: self.inner.name.clone(),
             frames_published: self.inner.published.load(Ordering::Relaxed),
             frames_rejected: self.inner.rejected.load(Ordering::Relaxed),
-            fps_in: self.inner.rate.lock().unwrap_or_else(|e| e.into_inner()).fps(),
+            fps_in: self
+                .inner
+                .rate
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .fps(),
             clients: self.inner.clients.load(Ordering::Relaxed),
             newest_frame_age: latest.as_ref().map(|p| p.age()),
             width: latest.as_ref().map(|p| p.frame().width()),
             height: latest.as_ref().map(|p| p.frame().height()),
             bytes: latest.as_ref().map(|p| p.frame().len()),
-            last_error: self.inner.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            last_error: self
+                .inner
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 }
@@ -259,13 +279,16 @@ impl Subscriber {
     /// returns it. Frames published in between are skipped: this always
     /// returns the newest.
     pub async fn next(&mut self) -> Arc<Published> {
+        if let Some(p) = self.take_unseen() {
+            return p;
+        }
         loop {
-            if let Some(p) = self.take_unseen() {
+            // The sender lives in the hub, which this subscriber keeps alive,
+            // so `changed` cannot fail. It marks the new value as seen.
+            let _ = self.rx.changed().await;
+            if let Some(p) = self.rx.borrow_and_update().clone() {
                 return p;
             }
-            // The sender lives in the hub, which this subscriber keeps alive,
-            // so `changed` cannot fail.
-            let _ = self.rx.changed().await;
         }
     }
 
@@ -344,7 +367,9 @@ pub enum NameError {
 /// HTML and logs, so nothing that needs escaping is allowed.
 pub fn check_name(name: &str) -> Result<(), NameError> {
     let ok = (1..=64).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if ok {
         Ok(())
     } else {
@@ -395,7 +420,11 @@ mod tests {
     use super::*;
 
     fn jpeg() -> Vec<u8> {
-        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/jpeg_5k.jpg")).unwrap()
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/jpeg_5k.jpg"
+        ))
+        .unwrap()
     }
 
     #[test]
@@ -423,6 +452,33 @@ mod tests {
         assert!(sub.take_unseen().is_none());
         hub.publish_jpeg(jpeg()).unwrap();
         assert_eq!(sub.next().await.seq(), 6);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_subscriber_wakes_for_each_new_frame() {
+        let hub = Hub::new("t");
+        let mut sub = hub.subscribe();
+        let waiter = tokio::spawn(async move {
+            let a = sub.next().await.seq();
+            let b = sub.next().await.seq();
+            (a, b)
+        });
+        tokio::task::yield_now().await;
+        hub.publish_jpeg(jpeg()).unwrap();
+        // Wait until the first frame was taken before publishing the second.
+        while hub.inner.tx.receiver_count() > 0 && !waiter.is_finished() {
+            if hub.inner.tx.borrow().is_some() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                hub.publish_jpeg(jpeg()).unwrap();
+                break;
+            }
+        }
+        let (a, b) = tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(a, 1);
+        assert!(b >= 2);
     }
 
     #[tokio::test]
@@ -454,7 +510,10 @@ mod tests {
         let mut com = vec![0xFF, 0xFE, 0, 21];
         com.extend_from_slice(multipart::BOUNDARY.as_bytes());
         boundary.splice(2..2, com);
-        assert_eq!(hub.publish_jpeg(boundary).unwrap_err(), PublishError::ContainsBoundary);
+        assert_eq!(
+            hub.publish_jpeg(boundary).unwrap_err(),
+            PublishError::ContainsBoundary
+        );
         let stats = hub.stats();
         assert_eq!(stats.frames_published, 1);
         assert_eq!(stats.frames_rejected, 2);

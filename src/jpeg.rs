@@ -82,19 +82,34 @@ impl fmt::Display for JpegError {
             JpegError::Empty => write!(f, "empty (0 bytes)"),
             JpegError::NoSoi => write!(f, "does not start with a JPEG SOI marker (FF D8)"),
             JpegError::Truncated { at } => {
-                write!(f, "truncated JPEG: data ends at byte {at} before the end-of-image marker")
+                write!(
+                    f,
+                    "truncated JPEG: data ends at byte {at} before the end-of-image marker"
+                )
             }
             JpegError::ExpectedMarker { at, found } => {
-                write!(f, "corrupt JPEG: expected a marker at byte {at}, found 0x{found:02X}")
+                write!(
+                    f,
+                    "corrupt JPEG: expected a marker at byte {at}, found 0x{found:02X}"
+                )
             }
             JpegError::UnexpectedSoi { at } => {
-                write!(f, "corrupt JPEG: a second start-of-image marker at byte {at}")
+                write!(
+                    f,
+                    "corrupt JPEG: a second start-of-image marker at byte {at}"
+                )
             }
             JpegError::BadSegment { at, marker } => {
-                write!(f, "corrupt JPEG: invalid segment FF {marker:02X} at byte {at}")
+                write!(
+                    f,
+                    "corrupt JPEG: invalid segment FF {marker:02X} at byte {at}"
+                )
             }
             JpegError::NoImageData => {
-                write!(f, "JPEG has no frame header or scan before its end-of-image marker")
+                write!(
+                    f,
+                    "JPEG has no frame header or scan before its end-of-image marker"
+                )
             }
         }
     }
@@ -283,7 +298,10 @@ mod tests {
     #[test]
     fn broken_inputs_are_rejected_with_a_reason() {
         assert_eq!(scan(&corpus("empty.jpg")), Err(JpegError::Empty));
-        assert!(matches!(scan(&corpus("truncated.jpg")), Err(JpegError::Truncated { .. })));
+        assert!(matches!(
+            scan(&corpus("truncated.jpg")),
+            Err(JpegError::Truncated { .. })
+        ));
         assert_eq!(scan(&corpus("garbage.jpg")), Err(JpegError::NoSoi));
         assert_eq!(scan(&corpus("image.png")), Err(JpegError::NoSoi));
         assert_eq!(scan(b"<!DOCTYPE html><html>"), Err(JpegError::NoSoi));

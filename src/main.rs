@@ -2,6 +2,7 @@
 //! file only parses flags, sets up logging and maps errors to exit codes.
 
 use clap::Parser;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use mjpeg_server::config::Cli;
@@ -13,7 +14,10 @@ fn main() -> ExitCode {
             // clap's first line names the problem; its usage hint adds noise
             // to what should be one line a user can act on.
             let rendered = e.render().to_string();
-            eprintln!("{}", rendered.lines().next().unwrap_or("error: bad arguments"));
+            eprintln!(
+                "{}",
+                rendered.lines().next().unwrap_or("error: bad arguments")
+            );
             return ExitCode::from(2);
         }
         Err(e) => {
@@ -28,6 +32,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let runtime = match tokio::runtime::Runtime::new() {

@@ -74,7 +74,10 @@ mod tests {
 
     #[test]
     fn constants_agree_with_the_boundary() {
-        assert_eq!(CONTENT_TYPE, format!("multipart/x-mixed-replace; boundary={BOUNDARY}"));
+        assert_eq!(
+            CONTENT_TYPE,
+            format!("multipart/x-mixed-replace; boundary={BOUNDARY}")
+        );
         assert_eq!(PREAMBLE, format!("--{BOUNDARY}\r\n").as_bytes());
         assert_eq!(TRAILER, format!("\r\n--{BOUNDARY}\r\n").as_bytes());
     }
@@ -86,7 +89,10 @@ mod tests {
             &part_header(50090, t)[..],
             b"Content-Type: image/jpeg\r\nContent-Length: 50090\r\nX-Timestamp: 1795476551.784749\r\n\r\n"
         );
-        assert_eq!(timestamp(UNIX_EPOCH + Duration::from_millis(1500)), "1.500000");
+        assert_eq!(
+            timestamp(UNIX_EPOCH + Duration::from_millis(1500)),
+            "1.500000"
+        );
     }
 
     #[test]

@@ -89,10 +89,12 @@ impl Server {
         streams: Streams,
         opts: ServerOptions,
     ) -> Result<Server, ServerError> {
-        let listener = TcpListener::bind(addr).await.map_err(|source| match source.kind() {
-            io::ErrorKind::AddrInUse => ServerError::AddrInUse { addr },
-            _ => ServerError::Bind { addr, source },
-        })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| match source.kind() {
+                io::ErrorKind::AddrInUse => ServerError::AddrInUse { addr },
+                _ => ServerError::Bind { addr, source },
+            })?;
         let shutdown = CancellationToken::new();
         let app = http::router(streams, opts.stream.clone(), shutdown.clone());
         Ok(Server {

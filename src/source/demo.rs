@@ -92,7 +92,10 @@ impl DrawTarget for Canvas {
     type Color = Rgb888;
     type Error = Infallible;
 
-    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(&mut self, pixels: I) -> Result<(), Infallible> {
+    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(
+        &mut self,
+        pixels: I,
+    ) -> Result<(), Infallible> {
         for Pixel(p, c) in pixels {
             self.set(p.x, p.y, c);
         }
@@ -118,11 +121,15 @@ impl DrawTarget for Scaled<'_> {
     type Color = Rgb888;
     type Error = Infallible;
 
-    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(&mut self, pixels: I) -> Result<(), Infallible> {
+    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(
+        &mut self,
+        pixels: I,
+    ) -> Result<(), Infallible> {
         for Pixel(p, c) in pixels {
             for dy in 0..self.scale {
                 for dx in 0..self.scale {
-                    self.canvas.set(p.x * self.scale + dx, p.y * self.scale + dy, c);
+                    self.canvas
+                        .set(p.x * self.scale + dx, p.y * self.scale + dy, c);
                 }
             }
         }
@@ -176,13 +183,23 @@ pub fn render(n: u64, now: SystemTime) -> Result<Vec<u8>, jpeg_encoder::Encoding
         since_epoch.subsec_millis() / 100
     );
     let big = MonoTextStyle::new(&FONT_10X20, white);
-    let _ = Text::with_alignment(&clock, Point::new(WIDTH as i32 / 6, 24), big, Alignment::Center)
-        .draw(&mut Scaled {
-            canvas: &mut canvas,
-            scale: 3,
-        });
+    let _ = Text::with_alignment(
+        &clock,
+        Point::new(WIDTH as i32 / 6, 24),
+        big,
+        Alignment::Center,
+    )
+    .draw(&mut Scaled {
+        canvas: &mut canvas,
+        scale: 3,
+    });
     let small = MonoTextStyle::new(&FONT_10X20, Rgb888::new(200, 200, 200));
-    let _ = Text::new("mjpeg-server demo", Point::new(12, HEIGHT as i32 - 14), small).draw(&mut canvas);
+    let _ = Text::new(
+        "mjpeg-server demo",
+        Point::new(12, HEIGHT as i32 - 14),
+        small,
+    )
+    .draw(&mut canvas);
     let label = format!("UTC  frame {n}");
     let _ = Text::with_alignment(
         &label,
@@ -228,7 +245,10 @@ mod tests {
         let a = render(1, t).unwrap();
         let b = render(2, t + Duration::from_millis(500)).unwrap();
         let fa = Frame::from_jpeg(a.clone()).unwrap();
-        assert_eq!((u32::from(fa.width()), u32::from(fa.height())), (WIDTH, HEIGHT));
+        assert_eq!(
+            (u32::from(fa.width()), u32::from(fa.height())),
+            (WIDTH, HEIGHT)
+        );
         assert_ne!(a, b);
         let pixels = zune_jpeg::JpegDecoder::new(&a).decode().unwrap();
         assert_eq!(pixels.len(), (WIDTH * HEIGHT * 3) as usize);

@@ -27,7 +27,10 @@ async fn list(path: &Path) -> std::io::Result<Vec<PathBuf>> {
             continue;
         }
         // metadata() follows symlinks, so linked images count.
-        if tokio::fs::metadata(entry.path()).await.is_ok_and(|m| m.is_file()) {
+        if tokio::fs::metadata(entry.path())
+            .await
+            .is_ok_and(|m| m.is_file())
+        {
             files.push(entry.path());
         }
     }
@@ -77,7 +80,11 @@ pub async fn run(path: PathBuf, hub: Hub, interval: Duration, shutdown: Cancella
             }
             Err(e) => {
                 if !listing_failed {
-                    tracing::warn!(stream = hub.name(), "cannot read folder {}: {e}", path.display());
+                    tracing::warn!(
+                        stream = hub.name(),
+                        "cannot read folder {}: {e}",
+                        path.display()
+                    );
                     listing_failed = true;
                 }
                 Vec::new()
@@ -92,7 +99,11 @@ pub async fn run(path: PathBuf, hub: Hub, interval: Duration, shutdown: Cancella
                 }
                 Err((stamp, reason)) => {
                     if reported.insert(file.clone(), stamp) != Some(stamp) {
-                        tracing::warn!(stream = hub.name(), "skipping {}: {reason}", file.display());
+                        tracing::warn!(
+                            stream = hub.name(),
+                            "skipping {}: {reason}",
+                            file.display()
+                        );
                         hub.reject(&format!("{}: {reason}", file.display()));
                     }
                     continue;
@@ -120,9 +131,13 @@ pub async fn run(path: PathBuf, hub: Hub, interval: Duration, shutdown: Cancella
 type Stamp = (u64, Option<SystemTime>);
 
 async fn read_frame(file: &Path) -> Result<Frame, (Stamp, String)> {
-    let meta = tokio::fs::metadata(file).await.map_err(|e| ((0, None), e.to_string()))?;
+    let meta = tokio::fs::metadata(file)
+        .await
+        .map_err(|e| ((0, None), e.to_string()))?;
     let stamp = (meta.len(), meta.modified().ok());
-    let data = tokio::fs::read(file).await.map_err(|e| (stamp, e.to_string()))?;
+    let data = tokio::fs::read(file)
+        .await
+        .map_err(|e| (stamp, e.to_string()))?;
     Frame::from_jpeg(data).map_err(|e| (stamp, e.to_string()))
 }
 
@@ -152,7 +167,10 @@ mod tests {
         std::fs::write(dir.path().join("a.jpg"), b"not an image").unwrap();
         let err = check(dir.path()).await.unwrap_err().to_string();
         assert!(err.contains("has no JPEG images (1 files"), "{err}");
-        let err = check(&dir.path().join("missing")).await.unwrap_err().to_string();
+        let err = check(&dir.path().join("missing"))
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("cannot read folder"), "{err}");
     }
 }

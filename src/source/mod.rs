@@ -94,7 +94,12 @@ impl SourceSpec {
     }
 
     /// Starts the source publishing into `hub` until `shutdown`.
-    pub fn spawn(self, hub: Hub, opts: SourceOptions, shutdown: CancellationToken) -> JoinHandle<()> {
+    pub fn spawn(
+        self,
+        hub: Hub,
+        opts: SourceOptions,
+        shutdown: CancellationToken,
+    ) -> JoinHandle<()> {
         match self {
             SourceSpec::Demo => tokio::spawn(demo::run(hub, opts.interval, shutdown)),
             SourceSpec::Dir(path) => tokio::spawn(dir::run(path, hub, opts.interval, shutdown)),

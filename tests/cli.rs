@@ -1,0 +1,322 @@
+//! The command-line program: flags, errors, exit codes, signals, the folder
+//! source, and that connections leave no file descriptors behind.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mjpeg-server");
+
+/// Runs the program to completion and returns (exit code, stderr).
+fn run_fail(args: &[&str]) -> (i32, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn assert_one_line_error(args: &[&str], want: &str) {
+    let (code, err) = run_fail(args);
+    assert_eq!(code, 2, "{args:?}: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "{args:?}: more than one line: {err}"
+    );
+    assert!(err.starts_with("error: "), "{args:?}: {err}");
+    assert!(
+        err.contains(want),
+        "{args:?}: {err:?} does not mention {want:?}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+}
+
+/// A running server process, killed on drop.
+struct Proc {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Proc {
+    /// Starts the program on a free port and waits for it to listen.
+    fn start(args: &[&str]) -> Proc {
+        let mut child = Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .unwrap();
+            if let Some(rest) = line.split("serving http://").nth(1) {
+                break rest.trim_end_matches('/').parse().unwrap();
+            }
+        };
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Proc { child, addr }
+    }
+
+    fn fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .unwrap()
+            .count()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn bad_flags_and_values_get_one_line_and_exit_2() {
+    assert_one_line_error(&["--bogus"], "--bogus");
+    assert_one_line_error(&["--fps", "0"], "positive number");
+    assert_one_line_error(&["--listen", "nowhere"], "nowhere");
+    assert_one_line_error(&["--stream", "bad name=demo"], "invalid stream name");
+    assert_one_line_error(&["--stream", "../x=demo"], "invalid stream name");
+    assert_one_line_error(
+        &["--stream", &format!("{}=demo", "x".repeat(65))],
+        "invalid stream name",
+    );
+    assert_one_line_error(&["--stream", "cam"], "NAME=SOURCE");
+    assert_one_line_error(&["--stream", "cam=ftp:x"], "unknown source");
+    assert_one_line_error(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--stream",
+            "a=demo",
+            "--stream",
+            "a=demo",
+        ],
+        "used twice",
+    );
+}
+
+#[test]
+fn unusable_folders_are_refused_before_serving() {
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::write(empty.path().join("notes.txt"), "hello").unwrap();
+    std::fs::write(empty.path().join("broken.jpg"), corpus("truncated.jpg")).unwrap();
+    let path = format!("cam=dir:{}", empty.path().display());
+    assert_one_line_error(
+        &["--listen", "127.0.0.1:0", "--stream", &path],
+        "has no JPEG images",
+    );
+    assert_one_line_error(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--stream",
+            "cam=dir:/no/such/folder",
+        ],
+        "cannot read folder /no/such/folder",
+    );
+}
+
+#[test]
+fn a_port_in_use_is_named() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    assert_one_line_error(&["--listen", &addr], "already in use");
+}
+
+#[test]
+fn help_and_version_exit_0() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--listen",
+        "--stream",
+        "--fps",
+        "--resend-after",
+        "--write-timeout",
+        "--max-connections",
+    ] {
+        assert!(help.contains(flag), "--help does not mention {flag}");
+    }
+    assert!(Command::new(BIN)
+        .arg("--version")
+        .output()
+        .unwrap()
+        .status
+        .success());
+}
+
+#[tokio::test]
+async fn a_folder_plays_in_natural_order_and_follows_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = corpus("jpeg_5k.jpg");
+    for n in [10, 2, 1] {
+        std::fs::write(
+            dir.path().join(format!("img{n}.jpg")),
+            tagged(&base, &n.to_string()),
+        )
+        .unwrap();
+    }
+    // Junk in the folder is skipped, not served.
+    std::fs::write(dir.path().join("img5.jpg"), corpus("truncated.jpg")).unwrap();
+    std::fs::write(dir.path().join("readme.txt"), "not an image").unwrap();
+    let p = Proc::start(&[
+        "--fps",
+        "40",
+        "--stream",
+        &format!("cam=dir:{}", dir.path().display()),
+    ]);
+
+    let mut c = RawClient::stream(p.addr, "/stream/cam").await;
+    let mut tags = Vec::new();
+    for _ in 0..12 {
+        tags.push(c.part().await.tag().unwrap());
+    }
+    // One cycle 1, 2, 10 appears in that order.
+    let joined = tags.join(",");
+    assert!(joined.contains("1,2,10,1,2,10"), "order was {joined}");
+
+    // A file added while running is picked up; a removed one disappears.
+    std::fs::write(dir.path().join("img3.jpg"), tagged(&base, "3")).unwrap();
+    std::fs::remove_file(dir.path().join("img10.jpg")).unwrap();
+    let mut later = Vec::new();
+    for _ in 0..40 {
+        later.push(c.part().await.tag().unwrap());
+    }
+    let joined = later.join(",");
+    assert!(joined.contains("1,2,3,1,2,3"), "after changes: {joined}");
+    assert!(
+        !joined.ends_with(",10") && !joined[joined.len() / 2..].contains("10"),
+        "{joined}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_closes_viewers_and_exits_0() {
+    let mut p = Proc::start(&[]);
+    let mut c = RawClient::stream(p.addr, "/stream/demo").await;
+    let part = c.part().await;
+    assert_eq!(decode(&part.jpeg), (640, 360));
+    let pid = p.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert_eq!(
+        c.rest().await,
+        b"",
+        "the stream should end at a part boundary"
+    );
+    let status = tokio::task::spawn_blocking(move || {
+        let s = p.child.wait().unwrap();
+        std::mem::forget(p);
+        s
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn disconnects_mid_frame_leak_no_file_descriptors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("big.jpg"), corpus("jpeg_1m.jpg")).unwrap();
+    let p = Proc::start(&[
+        "--fps",
+        "30",
+        "--stream",
+        &format!("cam=dir:{}", dir.path().display()),
+    ]);
+    // Warm up: one full client, so lazily opened fds exist before counting.
+    {
+        let mut c = RawClient::stream(p.addr, "/stream/cam").await;
+        c.part().await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = p.fds();
+    for i in 0..100 {
+        let mut c = RawClient::stream(p.addr, "/stream/cam").await;
+        let mut buf = vec![0u8; 1000 + i * 5000];
+        tokio::io::AsyncReadExt::read_exact(&mut c.reader, &mut buf)
+            .await
+            .unwrap();
+    }
+    // No pooled connection: it would count as an open fd of the server.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let url = format!("http://{}/status", p.addr);
+    let mut clients = u64::MAX;
+    for _ in 0..200 {
+        let s: serde_json::Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+        clients = s["streams"][0]["clients"].as_u64().unwrap();
+        if clients == 0 && p.fds() <= before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(clients, 0, "viewers still counted after they left");
+    assert!(
+        p.fds() <= before,
+        "fds: {} before, {} after",
+        before,
+        p.fds()
+    );
+}
+
+#[tokio::test]
+async fn no_flags_serves_the_demo_on_port_8080() {
+    if std::net::TcpListener::bind("127.0.0.1:8080").is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "port 8080 is taken on the CI machine"
+        );
+        eprintln!("skipping: something else listens on 127.0.0.1:8080");
+        return;
+    }
+    let mut child = Command::new(BIN)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+    let mut page = None;
+    for _ in 0..100 {
+        if let Ok(r) = reqwest::get("http://127.0.0.1:8080/").await {
+            page = Some(r.text().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let page = page.expect("nothing on 127.0.0.1:8080");
+    assert!(page.contains(r#"<img src="/stream/demo""#), "{page}");
+    let mut c = RawClient::stream(addr, "/stream").await;
+    let a = c.part().await;
+    let b = c.part().await;
+    assert_ne!(a.jpeg, b.jpeg, "the demo does not move");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -1,0 +1,262 @@
+//! Test helpers: start the real server on 127.0.0.1:0, and a strict raw
+//! client that reads the stream byte by byte as a picky embedded client
+//! would.
+
+#![allow(dead_code)]
+
+use mjpeg_server::{Hub, Server, ServerOptions, Streams};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+pub const BOUNDARY: &str = "mjpegserverboundary";
+
+/// A corpus file from tests/data.
+pub fn corpus(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR")))
+        .unwrap_or_else(|e| panic!("tests/data/{name}: {e}"))
+}
+
+/// A valid JPEG that carries `tag` in a COM segment right after SOI, so a
+/// test can tell frames apart.
+pub fn tagged(base: &[u8], tag: &str) -> Vec<u8> {
+    let len = u16::try_from(tag.len() + 2).unwrap().to_be_bytes();
+    let mut out = Vec::with_capacity(base.len() + tag.len() + 4);
+    out.extend_from_slice(&base[..2]);
+    out.extend_from_slice(&[0xFF, 0xFE, len[0], len[1]]);
+    out.extend_from_slice(tag.as_bytes());
+    out.extend_from_slice(&base[2..]);
+    out
+}
+
+/// The tag of a frame made by [`tagged`].
+pub fn tag_of(jpeg: &[u8]) -> Option<String> {
+    if jpeg.len() < 6 || jpeg[2..4] != [0xFF, 0xFE] {
+        return None;
+    }
+    let len = usize::from(u16::from_be_bytes([jpeg[4], jpeg[5]]));
+    String::from_utf8(jpeg.get(6..4 + len)?.to_vec()).ok()
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub streams: Streams,
+    pub token: CancellationToken,
+    pub done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start(names: &[&str], opts: ServerOptions) -> TestServer {
+        let streams = Streams::new();
+        for n in names {
+            streams.add(n).unwrap();
+        }
+        let server = Server::bind("127.0.0.1:0".parse().unwrap(), streams.clone(), opts)
+            .await
+            .unwrap();
+        let addr = server.local_addr();
+        let token = server.shutdown_token();
+        let done = Some(tokio::spawn(server.run()));
+        TestServer {
+            addr,
+            streams,
+            token,
+            done,
+        }
+    }
+
+    pub fn hub(&self, name: &str) -> Hub {
+        self.streams.get(name).unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Waits until the stream has `n` clients (the server side noticed).
+    pub async fn wait_clients(&self, name: &str, n: usize) {
+        let hub = self.hub(name);
+        for _ in 0..500 {
+            if hub.stats().clients == n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "stream {name}: expected {n} clients, have {}",
+            hub.stats().clients
+        );
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+/// A response head as read off the wire.
+#[derive(Debug)]
+pub struct Head {
+    pub status_line: String,
+    pub status: u16,
+    /// Lower-cased names, values as sent.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Head {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One part of a multipart stream.
+#[derive(Debug)]
+pub struct Part {
+    pub headers: Vec<(String, String)>,
+    pub jpeg: Vec<u8>,
+}
+
+impl Part {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn timestamp(&self) -> f64 {
+        self.get("X-Timestamp").unwrap().parse().unwrap()
+    }
+
+    pub fn tag(&self) -> Option<String> {
+        tag_of(&self.jpeg)
+    }
+}
+
+/// A raw HTTP/1.1 client on a plain socket.
+pub struct RawClient {
+    pub reader: BufReader<TcpStream>,
+}
+
+impl RawClient {
+    /// Connects and sends `METHOD path` with nothing but a Host header.
+    pub async fn request(addr: SocketAddr, method: &str, path: &str) -> RawClient {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        RawClient {
+            reader: BufReader::new(s),
+        }
+    }
+
+    async fn line(&mut self) -> String {
+        let mut buf = Vec::new();
+        let n = tokio::time::timeout(
+            Duration::from_secs(10),
+            self.reader.read_until(b'\n', &mut buf),
+        )
+        .await
+        .expect("timed out reading a line")
+        .unwrap();
+        assert!(n > 0, "connection closed while reading a line");
+        assert!(buf.ends_with(b"\r\n"), "line not ended by CRLF: {buf:?}");
+        buf.truncate(buf.len() - 2);
+        String::from_utf8(buf).unwrap()
+    }
+
+    pub async fn head(&mut self) -> Head {
+        let status_line = self.line().await;
+        let status = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+        let mut headers = Vec::new();
+        loop {
+            let line = self.line().await;
+            if line.is_empty() {
+                break;
+            }
+            let (n, v) = line.split_once(':').unwrap();
+            headers.push((n.to_ascii_lowercase(), v.trim().to_string()));
+        }
+        Head {
+            status_line,
+            status,
+            headers,
+        }
+    }
+
+    /// Reads the opening delimiter `--BOUNDARY\r\n`.
+    pub async fn preamble(&mut self) {
+        assert_eq!(self.line().await, format!("--{BOUNDARY}"));
+    }
+
+    /// Reads one part strictly: header lines, a blank line, exactly
+    /// Content-Length bytes, then `\r\n--BOUNDARY\r\n`.
+    pub async fn part(&mut self) -> Part {
+        let mut headers = Vec::new();
+        loop {
+            let line = self.line().await;
+            assert!(
+                line.len() < 128,
+                "part header line too long for ffmpeg: {line}"
+            );
+            if line.is_empty() {
+                break;
+            }
+            let (n, v) = line.split_once(": ").unwrap();
+            headers.push((n.to_string(), v.to_string()));
+        }
+        let part = Part {
+            headers,
+            jpeg: Vec::new(),
+        };
+        let len: usize = part.get("Content-Length").unwrap().parse().unwrap();
+        let mut jpeg = vec![0; len];
+        tokio::time::timeout(Duration::from_secs(10), self.reader.read_exact(&mut jpeg))
+            .await
+            .expect("timed out reading a frame")
+            .unwrap();
+        let mut trailer = vec![0; BOUNDARY.len() + 6];
+        self.reader.read_exact(&mut trailer).await.unwrap();
+        assert_eq!(trailer, format!("\r\n--{BOUNDARY}\r\n").as_bytes());
+        Part { jpeg, ..part }
+    }
+
+    /// Reads a part, failing if none arrives within `within`.
+    pub async fn part_within(&mut self, within: Duration) -> Option<Part> {
+        tokio::time::timeout(within, self.part()).await.ok()
+    }
+
+    /// Reads the rest of the connection (until the server closes it).
+    pub async fn rest(&mut self) -> Vec<u8> {
+        let mut buf = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), self.reader.read_to_end(&mut buf))
+            .await
+            .expect("server did not close the connection")
+            .unwrap();
+        buf
+    }
+
+    /// Opens a stream and checks its head and preamble.
+    pub async fn stream(addr: SocketAddr, path: &str) -> RawClient {
+        let mut c = RawClient::request(addr, "GET", path).await;
+        let head = c.head().await;
+        assert_eq!(head.status, 200, "{path}: {head:?}");
+        c.preamble().await;
+        c
+    }
+}
+
+/// Decodes a JPEG fully; panics if it does not decode.
+pub fn decode(jpeg: &[u8]) -> (usize, usize) {
+    let mut d = zune_jpeg::JpegDecoder::new(jpeg);
+    let pixels = d.decode().expect("frame does not decode");
+    let (w, h) = d.dimensions().unwrap();
+    assert_eq!(pixels.len(), w * h * 3);
+    (w, h)
+}
