@@ -20,8 +20,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tokio::spawn(server.run());
 
     let images = [
-        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/jpeg_50k.jpg"))?,
-        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/progressive.jpg"))?,
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/jpeg_50k.jpg"
+        ))?,
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/progressive.jpg"
+        ))?,
     ];
     for i in 0.. {
         // `publish` is synchronous and cheap: it can be called from any task
