@@ -87,6 +87,20 @@ pub enum FrameError {
     /// The bytes are not a JPEG at all; what they look like instead.
     #[error("not a JPEG: {0}")]
     NotJpeg(ImageKind),
+    /// The bytes are no image format the server knows.
+    #[error("not an image: {0}")]
+    NotImage(ImageKind),
+    /// An image in a known format that could not be decoded.
+    #[error("cannot decode {kind}: {reason}")]
+    Decode {
+        /// The format it claimed to be.
+        kind: ImageKind,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// Encoding the converted image as JPEG failed.
+    #[error("cannot encode as JPEG: {0}")]
+    Encode(String),
 }
 
 /// What a buffer looks like, judged by its first bytes (never by a file

@@ -94,6 +94,22 @@ struct Inner {
     clients: AtomicUsize,
     rate: Mutex<RateMeter>,
     last_error: Mutex<Option<String>>,
+    source: Mutex<SourceState>,
+}
+
+/// What the stream's source is doing, as shown by `/status`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", content = "detail", rename_all = "lowercase")]
+pub enum SourceState {
+    /// Not started yet, or no source (frames come from the Rust API).
+    Idle,
+    /// Producing frames.
+    Running,
+    /// Alive but waiting for something (a file to appear, a command to
+    /// restart); the text says what.
+    Waiting(String),
+    /// Stopped by an error it cannot recover from; the text says which.
+    Failed(String),
 }
 
 impl std::fmt::Debug for Hub {
@@ -117,6 +133,7 @@ impl Hub {
                 clients: AtomicUsize::new(0),
                 rate: Mutex::new(RateMeter::default()),
                 last_error: Mutex::new(None),
+                source: Mutex::new(SourceState::Idle),
             }),
         }
     }
@@ -139,11 +156,7 @@ impl Hub {
         let at = Instant::now();
         let header = multipart::part_header(frame.len(), published);
         let seq = self.inner.published.fetch_add(1, Ordering::Relaxed) + 1;
-        self.inner
-            .rate
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .record(at);
+        lock(&self.inner.rate).record(at);
         self.inner.tx.send_replace(Some(Arc::new(Published {
             frame,
             seq,
@@ -171,11 +184,12 @@ impl Hub {
     /// why, for `/status`.
     pub fn reject(&self, reason: &dyn std::fmt::Display) {
         self.inner.rejected.fetch_add(1, Ordering::Relaxed);
-        *self
-            .inner
-            .last_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(reason.to_string());
+        *lock(&self.inner.last_error) = Some(reason.to_string());
+    }
+
+    /// Records what the stream's source is doing, for `/status`.
+    pub fn set_source_state(&self, state: SourceState) {
+        *lock(&self.inner.source) = state;
     }
 
     /// The newest frame, if any was published yet. Never waits.
@@ -201,25 +215,22 @@ impl Hub {
             name: self.inner.name.clone(),
             frames_published: self.inner.published.load(Ordering::Relaxed),
             frames_rejected: self.inner.rejected.load(Ordering::Relaxed),
-            fps_in: self
-                .inner
-                .rate
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .fps(),
+            fps_in: lock(&self.inner.rate).fps(),
             clients: self.inner.clients.load(Ordering::Relaxed),
             newest_frame_age: latest.as_ref().map(|p| p.age()),
             width: latest.as_ref().map(|p| p.frame().width()),
             height: latest.as_ref().map(|p| p.frame().height()),
             bytes: latest.as_ref().map(|p| p.frame().len()),
-            last_error: self
-                .inner
-                .last_error
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
+            last_error: lock(&self.inner.last_error).clone(),
+            source: lock(&self.inner.source).clone(),
         }
     }
+}
+
+/// Locks a mutex, ignoring poisoning: every value behind these locks is
+/// replaced whole, so a panic elsewhere cannot leave it half-written.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Counters of one stream, as shown by `/status`.
@@ -246,6 +257,8 @@ pub struct HubStats {
     pub bytes: Option<usize>,
     /// Why the last refused frame was refused.
     pub last_error: Option<String>,
+    /// What the source is doing.
+    pub source: SourceState,
 }
 
 fn as_millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {

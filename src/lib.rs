@@ -38,6 +38,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod convert;
 pub mod frame;
 pub mod http;
 pub mod hub;
