@@ -5,7 +5,8 @@ use anyhow::Context;
 use std::time::Duration;
 
 use crate::config::{seconds_or_off, Cli, StreamArg};
-use crate::http::StreamOptions;
+use crate::convert::ConvertOptions;
+use crate::http::HttpOptions;
 use crate::hub::Streams;
 use crate::server::{Server, ServerOptions};
 use crate::source::{SourceOptions, SourceSpec};
@@ -15,7 +16,7 @@ use crate::source::{SourceOptions, SourceSpec};
 /// Every problem that can be found before serving (bad folders, duplicate
 /// names, a port in use) is returned as an error before anything is served.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let args = if cli.streams.is_empty() {
+    let args = if cli.streams.is_empty() && !cli.allow_create {
         vec![StreamArg {
             name: "demo".into(),
             source: SourceSpec::Demo,
@@ -24,6 +25,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         cli.streams
     };
 
+    if args
+        .iter()
+        .filter(|a| a.source == SourceSpec::Stdin)
+        .count()
+        > 1
+    {
+        anyhow::bail!("only one stream can read standard input");
+    }
     let streams = Streams::new();
     let mut sources = Vec::new();
     for arg in args {
@@ -35,11 +44,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         sources.push((hub, arg.source));
     }
 
+    let convert = ConvertOptions {
+        quality: cli.jpeg_quality,
+        max_width: cli.max_width,
+        max_height: cli.max_height,
+    };
     let opts = ServerOptions {
         max_connections: cli.max_connections as usize,
         write_timeout: seconds_or_off(cli.write_timeout),
-        stream: StreamOptions {
+        http: HttpOptions {
             resend_after: seconds_or_off(cli.resend_after),
+            max_frame_bytes: cli.max_frame_size,
+            allow_create: cli.allow_create,
+            convert: convert.clone(),
         },
         ..ServerOptions::default()
     };
@@ -47,6 +64,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let shutdown = server.shutdown_token();
     let source_opts = SourceOptions {
         interval: Duration::from_secs_f64(1.0 / cli.fps),
+        convert,
+        max_frame: cli.max_frame_size,
     };
     for (hub, spec) in sources {
         tracing::info!(stream = hub.name(), "source {spec}");

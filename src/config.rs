@@ -22,8 +22,8 @@ pub struct Cli {
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// A stream, as NAME=SOURCE (repeatable). SOURCE is `demo` or
-    /// `dir:PATH`. Without any, one stream `demo=demo` is served.
+    /// A stream, as NAME=SOURCE (repeatable). SOURCE is `demo`, `dir:PATH`
+    /// or `push`. Without any, one stream `demo=demo` is served.
     #[arg(long = "stream", value_name = "NAME=SOURCE")]
     pub streams: Vec<StreamArg>,
 
@@ -44,12 +44,33 @@ pub struct Cli {
     /// Most connections open at once; more get 503.
     #[arg(long, value_name = "N", default_value = "4096", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
+
+    /// Create a push stream when a frame is pushed to an unknown name.
+    #[arg(long)]
+    pub allow_create: bool,
+
+    /// Largest frame a source may publish (bytes; K, M, G suffixes allowed).
+    #[arg(long, value_name = "BYTES", default_value = "16M", value_parser = byte_size)]
+    pub max_frame_size: usize,
+
+    /// JPEG quality for images converted from other formats (PNG, GIF, …).
+    #[arg(long, value_name = "1-100", default_value = "85", value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub jpeg_quality: u8,
+
+    /// Shrink converted images wider than this many pixels.
+    #[arg(long, value_name = "PIXELS", value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub max_width: Option<u32>,
+
+    /// Shrink converted images taller than this many pixels.
+    #[arg(long, value_name = "PIXELS", value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub max_height: Option<u32>,
 }
 
 const AFTER_HELP: &str = "\
 Examples:
   mjpeg-server
   mjpeg-server --listen 0.0.0.0:8080 --fps 30 --stream cam=dir:./img --stream graphs=dir:./plots
+  mjpeg-server --stream graphs=push      # then: curl -T graph.png http://127.0.0.1:8080/stream/graphs
 
 URLs: /  /stream/NAME  /snapshot/NAME  /status  /?action=stream  /?action=snapshot
 Logging: set RUST_LOG (e.g. RUST_LOG=debug).";
@@ -95,6 +116,28 @@ fn non_negative_f64(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A size in bytes: `16777216`, `512K`, `16M`, `1G`.
+fn byte_size(s: &str) -> Result<usize, String> {
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, ""),
+    };
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        _ => return Err(format!("{s:?} is not a size: use e.g. 16M or 512K")),
+    };
+    match digits.parse::<usize>() {
+        Ok(n) if n > 0 => n
+            .checked_shl(shift)
+            .filter(|v| v >> shift == n)
+            .ok_or_else(|| format!("{s:?} is too large")),
+        _ => Err(format!("{s:?} is not a size: use e.g. 16M or 512K")),
+    }
+}
+
 /// Seconds as a duration, with 0 meaning "off".
 pub fn seconds_or_off(secs: f64) -> Option<Duration> {
     (secs > 0.0).then(|| Duration::from_secs_f64(secs))
@@ -132,5 +175,17 @@ mod tests {
         assert!(Cli::try_parse_from(["x", "--fps", "abc"]).is_err());
         assert!(Cli::try_parse_from(["x", "--resend-after", "-1"]).is_err());
         assert_eq!(seconds_or_off(0.0), None);
+        assert_eq!(cli.max_frame_size, 16 << 20);
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(byte_size("1000"), Ok(1000));
+        assert_eq!(byte_size("512K"), Ok(512 << 10));
+        assert_eq!(byte_size("16m"), Ok(16 << 20));
+        assert_eq!(byte_size("1GiB"), Ok(1 << 30));
+        for bad in ["", "0", "M", "12X", "-1", "99999999999999999999G"] {
+            assert!(byte_size(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -11,18 +11,20 @@
 //! | `GET /snapshot`, `/snapshot/{name}` | the newest frame as one JPEG |
 //! | `GET /status` | JSON counters of every stream |
 //! | `GET /?action=stream[_N]`, `/?action=snapshot[_N]` | mjpg-streamer's URLs |
+//! | `PUT`/`POST /stream/{name}` | publish: one image, concatenated JPEGs, or a multipart stream |
 //!
 //! `HEAD` works on all of them; other methods get `405`, unknown paths and
 //! stream names `404`.
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue, Method, StatusCode, Version};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Version};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::stream::{self, Stream};
+use http_body_util::BodyExt;
 use serde::Deserialize;
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -31,12 +33,15 @@ use std::time::Duration;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::{Hub, HubStats, Published, Streams, Subscriber};
-use crate::multipart;
+use crate::convert::{self, ConvertOptions};
+use crate::frame::{FrameError, ImageKind};
+use crate::hub::{Hub, HubStats, PublishError, Published, SourceState, Streams, Subscriber};
+use crate::jpeg::{self, JpegError};
+use crate::multipart::{self, reader::PartReader};
 
 /// How stream responses behave.
 #[derive(Debug, Clone)]
-pub struct StreamOptions {
+pub struct HttpOptions {
     /// Re-send the newest frame to a viewer that got nothing new for this
     /// long; `None` turns it off.
     ///
@@ -44,12 +49,22 @@ pub struct StreamOptions {
     /// source is idle would otherwise show the second-newest frame forever;
     /// the re-send also keeps proxies from timing out a quiet connection.
     pub resend_after: Option<Duration>,
+    /// Largest frame a push may carry; a larger one gets `413`.
+    pub max_frame_bytes: usize,
+    /// Create a push stream when a frame is pushed to a name that does not
+    /// exist yet.
+    pub allow_create: bool,
+    /// How pushed images that are not JPEG are converted.
+    pub convert: ConvertOptions,
 }
 
-impl Default for StreamOptions {
+impl Default for HttpOptions {
     fn default() -> Self {
-        StreamOptions {
+        HttpOptions {
             resend_after: Some(Duration::from_secs(1)),
+            max_frame_bytes: 16 << 20,
+            allow_create: false,
+            convert: ConvertOptions::default(),
         }
     }
 }
@@ -57,7 +72,7 @@ impl Default for StreamOptions {
 #[derive(Clone)]
 struct AppState {
     streams: Streams,
-    opts: Arc<StreamOptions>,
+    opts: Arc<HttpOptions>,
     shutdown: CancellationToken,
 }
 
@@ -65,7 +80,7 @@ struct AppState {
 ///
 /// Stream responses end when `shutdown` is cancelled, which is how a
 /// graceful shutdown closes viewers that would otherwise watch forever.
-pub fn router(streams: Streams, opts: StreamOptions, shutdown: CancellationToken) -> Router {
+pub fn router(streams: Streams, opts: HttpOptions, shutdown: CancellationToken) -> Router {
     let state = AppState {
         streams,
         opts: Arc::new(opts),
@@ -74,7 +89,7 @@ pub fn router(streams: Streams, opts: StreamOptions, shutdown: CancellationToken
     Router::new()
         .route("/", get(root))
         .route("/stream", get(stream_first))
-        .route("/stream/{name}", get(stream_named))
+        .route("/stream/{name}", get(stream_named).put(push).post(push))
         .route("/snapshot", get(snapshot_first))
         .route("/snapshot/{name}", get(snapshot_named))
         .route("/status", get(status))
@@ -370,6 +385,260 @@ impl Viewer {
         };
         self.last_sent = Some(Instant::now());
         Some(part)
+    }
+}
+
+/// `PUT`/`POST /stream/{name}`: other programs publish frames.
+///
+/// The body is one image of any format (`curl -T frame.png …`), JPEGs back
+/// to back (`ffmpeg … -f mjpeg`), or a `multipart/x-mixed-replace` stream
+/// (`ffmpeg … -f mpjpeg`). Frames are published as soon as each is complete,
+/// so a long-lived upload is a live source. The reply comes when the body
+/// ends: `204` if every frame was accepted, `400` with the reason for a
+/// corrupt one, `413` for one over the size limit, `415` for a body that is
+/// no image.
+async fn push(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let hub = match st.streams.get(&name) {
+        Some(hub) if hub.accepts_push() => hub,
+        Some(_) => {
+            return (
+                StatusCode::CONFLICT,
+                format!("stream {name:?} has its own source and does not accept pushed frames; declare a stream with NAME=push\n"),
+            )
+                .into_response()
+        }
+        None if st.opts.allow_create => match st.streams.add(&name) {
+            Ok(hub) => {
+                hub.set_accepts_push(true);
+                tracing::info!(stream = name, "created by a push");
+                hub
+            }
+            // Created by a concurrent push a moment ago.
+            Err(crate::hub::NameError::Duplicate(_)) => match st.streams.get(&name) {
+                Some(hub) if hub.accepts_push() => hub,
+                _ => return no_such_stream(&st, &name),
+            },
+            Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+        },
+        None => return no_such_stream(&st, &name),
+    };
+    let limit = st.opts.max_frame_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let boundary = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(multipart::reader::boundary_from_content_type);
+
+    let mut tally = Tally::default();
+    let result = match boundary {
+        Some(b) => push_multipart(&hub, body, &b, &st.opts, &mut tally).await,
+        None if declared.is_some_and(|n| n > limit) => Err(Refusal::TooLarge(limit)),
+        None => push_images(&hub, body, &st.opts, &mut tally).await,
+    };
+    if let Err(refusal) = result {
+        tally.refuse(&hub, refusal);
+    }
+    tally.reply(&hub)
+}
+
+/// Why pushed bytes were not published.
+#[derive(Debug)]
+enum Refusal {
+    Frame(PublishError),
+    TooLarge(usize),
+    Empty,
+    Body(String),
+}
+
+impl Refusal {
+    fn status(&self) -> StatusCode {
+        match self {
+            Refusal::Frame(PublishError::Frame(FrameError::NotImage(_)))
+            | Refusal::Frame(PublishError::Frame(FrameError::NotJpeg(_))) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            Refusal::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Frame(e) => write!(f, "{e}"),
+            Refusal::TooLarge(limit) => write!(f, "frame larger than the limit of {limit} bytes"),
+            Refusal::Empty => write!(f, "empty body: nothing to publish"),
+            Refusal::Body(e) => write!(f, "reading the body failed: {e}"),
+        }
+    }
+}
+
+/// What became of the frames of one push.
+#[derive(Default)]
+struct Tally {
+    accepted: u64,
+    refused: u64,
+    last: Option<Refusal>,
+}
+
+impl Tally {
+    /// Counts a refusal on the hub (for `/status`) and in this push.
+    fn refuse(&mut self, hub: &Hub, why: Refusal) {
+        hub.reject(&why);
+        self.note(hub, why);
+    }
+
+    /// Counts a refusal in this push only (the hub counted it already).
+    fn note(&mut self, hub: &Hub, why: Refusal) {
+        tracing::warn!(stream = hub.name(), "pushed frame refused: {why}");
+        self.refused += 1;
+        self.last = Some(why);
+    }
+
+    async fn publish(&mut self, hub: &Hub, data: Bytes, opts: &HttpOptions) {
+        let frame = match convert::to_frame(data, &opts.convert).await {
+            Ok(frame) => frame,
+            Err(e) => return self.refuse(hub, Refusal::Frame(e.into())),
+        };
+        match hub.publish(frame) {
+            Ok(_) => {
+                self.accepted += 1;
+                hub.set_source_state(SourceState::Running);
+            }
+            Err(e) => self.note(hub, Refusal::Frame(e)),
+        }
+    }
+
+    fn reply(self, hub: &Hub) -> Response {
+        match self.last {
+            None if self.accepted > 0 => StatusCode::NO_CONTENT.into_response(),
+            None => {
+                let why = Refusal::Empty;
+                hub.reject(&why);
+                (why.status(), format!("{why}\n")).into_response()
+            }
+            Some(why) if self.accepted == 0 && self.refused == 1 => {
+                (why.status(), format!("{why}\n")).into_response()
+            }
+            Some(why) => (
+                why.status(),
+                format!(
+                    "accepted {} frames, refused {}; the last refused: {why}\n",
+                    self.accepted, self.refused
+                ),
+            )
+                .into_response(),
+        }
+    }
+}
+
+/// A body of one image or of JPEGs back to back. JPEGs are published as
+/// each one completes; any other image must be the whole body.
+///
+/// A body that starts with a `--boundary` line is a multipart stream sent
+/// without a `Content-Type` (as ffmpeg's `-f mpjpeg` HTTP output does) and
+/// is read as one.
+async fn push_images(
+    hub: &Hub,
+    mut body: Body,
+    opts: &HttpOptions,
+    tally: &mut Tally,
+) -> Result<(), Refusal> {
+    let limit = opts.max_frame_bytes;
+    let mut buf = BytesMut::new();
+    let mut first = true;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| Refusal::Body(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        buf.extend_from_slice(&data);
+        if first && buf.starts_with(b"--") {
+            let Some(eol) = memchr::memchr(b'\n', &buf) else {
+                if buf.len() > 200 {
+                    first = false;
+                }
+                continue;
+            };
+            let line = String::from_utf8_lossy(&buf[2..eol]).trim().to_string();
+            if !line.is_empty() {
+                let mut reader = PartReader::new(&line, limit);
+                reader.push(&buf);
+                return read_parts(hub, body, reader, opts, tally).await;
+            }
+        }
+        first = false;
+        // Split off every complete JPEG at the front of the buffer.
+        while ImageKind::detect(&buf) == ImageKind::Jpeg {
+            match jpeg::scan(&buf) {
+                Ok(info) => {
+                    let jpeg = buf.split_to(info.len).freeze();
+                    tally.publish(hub, jpeg, opts).await;
+                }
+                Err(JpegError::Truncated { .. }) => break,
+                Err(e) => {
+                    return Err(Refusal::Frame(PublishError::Frame(FrameError::Jpeg(e))));
+                }
+            }
+        }
+        if buf.len() > limit {
+            return Err(Refusal::TooLarge(limit));
+        }
+    }
+    if !buf.is_empty() {
+        // What is left is a truncated JPEG, or one image in another format.
+        tally.publish(hub, buf.freeze(), opts).await;
+    }
+    Ok(())
+}
+
+/// A `multipart/*` body: each part is a frame.
+async fn push_multipart(
+    hub: &Hub,
+    body: Body,
+    boundary: &str,
+    opts: &HttpOptions,
+    tally: &mut Tally,
+) -> Result<(), Refusal> {
+    let reader = PartReader::new(boundary, opts.max_frame_bytes);
+    read_parts(hub, body, reader, opts, tally).await
+}
+
+/// Publishes every part `reader` finds in what is left of `body`.
+async fn read_parts(
+    hub: &Hub,
+    mut body: Body,
+    mut reader: PartReader,
+    opts: &HttpOptions,
+    tally: &mut Tally,
+) -> Result<(), Refusal> {
+    loop {
+        loop {
+            match reader.next_part() {
+                Ok(Some(part)) => tally.publish(hub, part.body, opts).await,
+                Ok(None) => break,
+                Err(multipart::reader::MultipartError::TooLarge { limit }) => {
+                    tally.refuse(hub, Refusal::TooLarge(limit))
+                }
+                Err(e) => tally.refuse(hub, Refusal::Body(e.to_string())),
+            }
+        }
+        let Some(frame) = body.frame().await else {
+            return Ok(());
+        };
+        let frame = frame.map_err(|e| Refusal::Body(e.to_string()))?;
+        if let Ok(data) = frame.into_data() {
+            reader.push(&data);
+        }
     }
 }
 

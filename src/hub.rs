@@ -13,7 +13,7 @@
 //! same bytes.
 
 use bytes::Bytes;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
@@ -91,7 +91,10 @@ struct Inner {
     tx: watch::Sender<Option<Arc<Published>>>,
     published: AtomicU64,
     rejected: AtomicU64,
-    clients: AtomicUsize,
+    /// Viewers connected now; a watch channel so that sources that only
+    /// run while someone watches (relays) can wait for a change.
+    clients: watch::Sender<usize>,
+    push: AtomicBool,
     rate: Mutex<RateMeter>,
     last_error: Mutex<Option<String>>,
     source: Mutex<SourceState>,
@@ -130,7 +133,8 @@ impl Hub {
                 tx: watch::Sender::new(None),
                 published: AtomicU64::new(0),
                 rejected: AtomicU64::new(0),
-                clients: AtomicUsize::new(0),
+                clients: watch::Sender::new(0),
+                push: AtomicBool::new(false),
                 rate: Mutex::new(RateMeter::default()),
                 last_error: Mutex::new(None),
                 source: Mutex::new(SourceState::Idle),
@@ -148,11 +152,17 @@ impl Hub {
     /// Returns the frame's sequence number. The part header is encoded here,
     /// once, so that viewers only copy pointers.
     pub fn publish(&self, frame: Frame) -> Result<u64, PublishError> {
+        self.publish_at(frame, SystemTime::now())
+    }
+
+    /// Like [`Hub::publish`], with the time the frame was made rather than
+    /// now: a relay passes on its upstream's `X-Timestamp`, so latency is
+    /// measured from the origin, however many hops away.
+    pub fn publish_at(&self, frame: Frame, published: SystemTime) -> Result<u64, PublishError> {
         if multipart::contains_boundary(frame.jpeg()) {
             self.reject(&PublishError::ContainsBoundary);
             return Err(PublishError::ContainsBoundary);
         }
-        let published = SystemTime::now();
         let at = Instant::now();
         let header = multipart::part_header(frame.len(), published);
         let seq = self.inner.published.fetch_add(1, Ordering::Relaxed) + 1;
@@ -187,6 +197,19 @@ impl Hub {
         *lock(&self.inner.last_error) = Some(reason.to_string());
     }
 
+    /// Lets other programs publish into this stream over HTTP (`PUT` or
+    /// `POST` to `/stream/NAME`). Off by default, so that a stream fed by a
+    /// camera or a folder cannot be overwritten by anyone who can reach the
+    /// server.
+    pub fn set_accepts_push(&self, accept: bool) {
+        self.inner.push.store(accept, Ordering::Relaxed);
+    }
+
+    /// Whether HTTP pushes are accepted; see [`Hub::set_accepts_push`].
+    pub fn accepts_push(&self) -> bool {
+        self.inner.push.load(Ordering::Relaxed)
+    }
+
     /// Records what the stream's source is doing, for `/status`.
     pub fn set_source_state(&self, state: SourceState) {
         *lock(&self.inner.source) = state;
@@ -200,12 +223,18 @@ impl Hub {
     /// Starts watching the stream. The subscriber counts as a client until it
     /// is dropped.
     pub fn subscribe(&self) -> Subscriber {
-        self.inner.clients.fetch_add(1, Ordering::Relaxed);
+        self.inner.clients.send_modify(|n| *n += 1);
         Subscriber {
             rx: self.inner.tx.subscribe(),
             fresh: true,
             hub: self.clone(),
         }
+    }
+
+    /// The number of viewers, as a channel that changes when they come and
+    /// go. Relays use it to connect upstream only while someone watches.
+    pub fn watch_clients(&self) -> watch::Receiver<usize> {
+        self.inner.clients.subscribe()
     }
 
     /// A snapshot of the stream's counters.
@@ -216,7 +245,7 @@ impl Hub {
             frames_published: self.inner.published.load(Ordering::Relaxed),
             frames_rejected: self.inner.rejected.load(Ordering::Relaxed),
             fps_in: lock(&self.inner.rate).fps(),
-            clients: self.inner.clients.load(Ordering::Relaxed),
+            clients: *self.inner.clients.borrow(),
             newest_frame_age: latest.as_ref().map(|p| p.age()),
             width: latest.as_ref().map(|p| p.frame().width()),
             height: latest.as_ref().map(|p| p.frame().height()),
@@ -318,7 +347,7 @@ impl Subscriber {
 
 impl Drop for Subscriber {
     fn drop(&mut self) {
-        self.hub.inner.clients.fetch_sub(1, Ordering::Relaxed);
+        self.hub.inner.clients.send_modify(|n| *n -= 1);
     }
 }
 

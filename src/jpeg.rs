@@ -260,6 +260,208 @@ pub fn validate(data: &[u8]) -> Result<JpegInfo, JpegError> {
     scan(data)
 }
 
+/// A resumable [`scan`]: walks a JPEG that arrives in pieces.
+///
+/// A splitter reading a pipe gets a frame a few kilobytes at a time. Calling
+/// [`scan`] on the growing buffer after every read would walk the frame from
+/// its start each time, which is quadratic in the frame size; a `Scanner`
+/// keeps its place instead (including inside entropy-coded data and runs of
+/// fill bytes), so every byte is looked at about once however the data is
+/// chunked.
+///
+/// Its verdicts are exactly those of [`scan`]: for any bytes, feeding them to
+/// a fresh scanner in any chunking ends in the same [`JpegInfo`] or
+/// [`JpegError`] that `scan` returns for all of them at once, except that
+/// where `scan` says [`JpegError::Truncated`] or [`JpegError::Empty`] the
+/// scanner says "need more" (`Ok(None)`).
+///
+/// ```
+/// use mjpeg_server::jpeg::Scanner;
+///
+/// let jpeg = std::fs::read("tests/data/jpeg_5k.jpg").unwrap();
+/// let mut scanner = Scanner::new();
+/// assert_eq!(scanner.resume(&jpeg[..1000]), Ok(None));
+/// let info = scanner.resume(&jpeg).unwrap().unwrap();
+/// assert_eq!(info.len, jpeg.len());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Scanner {
+    /// Offset of the first byte not yet walked.
+    pos: usize,
+    state: ScanState,
+    size: Option<(u16, u16)>,
+    progressive: bool,
+    seen_scan: bool,
+}
+
+/// Where a [`Scanner`] stopped, so that it can carry on from there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+enum ScanState {
+    /// Before the SOI.
+    #[default]
+    Start,
+    /// Reading a marker whose first `FF` is at `at`; `pos` is on an `FF` of
+    /// it (later than `at` after fill bytes).
+    Marker { at: usize },
+    /// Reading the segment of the marker at `at`; `pos` is on its length.
+    Segment { at: usize, marker: u8 },
+    /// Inside entropy-coded data; `pos` is where the search for `FF` goes on.
+    Entropy,
+    /// The walk ended; the verdict is kept so that asking again is harmless.
+    Done(Result<JpegInfo, JpegError>),
+}
+
+impl Scanner {
+    /// A scanner at the start of a JPEG.
+    pub fn new() -> Scanner {
+        Scanner::default()
+    }
+
+    /// Forgets the current image, to walk a new one.
+    pub fn reset(&mut self) {
+        *self = Scanner::default();
+    }
+
+    /// How many bytes of the image have been walked so far.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Walks on through `data`, which holds the image from its first byte:
+    /// the same bytes as the previous call, plus any that arrived since.
+    ///
+    /// Returns `Ok(None)` while the image is incomplete, `Ok(Some(info))` once
+    /// its EOI was found (`info.len` may be less than `data.len()`: the rest
+    /// belongs to what follows), or the error that makes it no JPEG. Once it
+    /// returned a verdict, it returns the same one until [`reset`](Self::reset).
+    /// If `data` breaks the contract (it is shorter than before, or other
+    /// bytes), the verdict is meaningless but nothing panics.
+    pub fn resume(&mut self, data: &[u8]) -> Result<Option<JpegInfo>, JpegError> {
+        if let ScanState::Done(verdict) = &self.state {
+            return verdict.clone().map(Some);
+        }
+        match self.walk(data) {
+            None => Ok(None),
+            Some(verdict) => {
+                self.state = ScanState::Done(verdict.clone());
+                verdict.map(Some)
+            }
+        }
+    }
+
+    /// The state machine behind [`resume`](Self::resume): `None` means "need
+    /// more data", with `self` left where the walk can go on. Every branch
+    /// mirrors the matching step of [`scan`], so the two cannot disagree.
+    fn walk(&mut self, data: &[u8]) -> Option<Result<JpegInfo, JpegError>> {
+        loop {
+            match self.state {
+                ScanState::Start => match data {
+                    [] | [0xFF] => return None,
+                    [0xFF, SOI, ..] => {
+                        self.pos = 2;
+                        self.state = ScanState::Marker { at: 2 };
+                    }
+                    _ => return Some(Err(JpegError::NoSoi)),
+                },
+                ScanState::Marker { at } => {
+                    let mut pos = self.pos;
+                    match data.get(pos) {
+                        None => return None,
+                        Some(0xFF) => {}
+                        Some(&found) => return Some(Err(JpegError::ExpectedMarker { at, found })),
+                    }
+                    while data.get(pos + 1) == Some(&0xFF) {
+                        pos += 1;
+                    }
+                    // Keep the place on the last fill byte: a long run of FF
+                    // arriving byte by byte is then walked once, not again
+                    // on every call.
+                    self.pos = pos;
+                    let &marker = data.get(pos + 1)?;
+                    self.pos = pos + 2;
+                    match marker {
+                        EOI => {
+                            let verdict = match self.size.filter(|_| self.seen_scan) {
+                                Some((width, height)) => Ok(JpegInfo {
+                                    len: self.pos,
+                                    width,
+                                    height,
+                                    progressive: self.progressive,
+                                }),
+                                None => Err(JpegError::NoImageData),
+                            };
+                            return Some(verdict);
+                        }
+                        SOI => return Some(Err(JpegError::UnexpectedSoi { at })),
+                        TEM => self.state = ScanState::Marker { at: self.pos },
+                        m if is_rst(m) => self.state = ScanState::Marker { at: self.pos },
+                        0x00 => return Some(Err(JpegError::BadSegment { at, marker })),
+                        _ => self.state = ScanState::Segment { at, marker },
+                    }
+                }
+                ScanState::Segment { at, marker } => {
+                    // Wait for the whole segment (at most 64 KiB): checking it
+                    // takes constant time, so waiting costs nothing.
+                    let pos = self.pos;
+                    let len_bytes = data.get(pos..pos + 2)?;
+                    let seg_len = usize::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]]));
+                    if seg_len < 2 {
+                        return Some(Err(JpegError::BadSegment { at, marker }));
+                    }
+                    let segment = data.get(pos..pos + seg_len)?;
+                    if is_sof(marker) {
+                        if segment.len() < 8 {
+                            return Some(Err(JpegError::BadSegment { at, marker }));
+                        }
+                        let height = u16::from_be_bytes([segment[3], segment[4]]);
+                        let width = u16::from_be_bytes([segment[5], segment[6]]);
+                        self.size = Some((width, height));
+                        self.progressive = is_progressive_sof(marker);
+                    }
+                    self.pos = pos + seg_len;
+                    if marker == SOS {
+                        self.seen_scan = true;
+                        self.state = ScanState::Entropy;
+                    } else {
+                        self.state = ScanState::Marker { at: self.pos };
+                    }
+                }
+                ScanState::Entropy => {
+                    // The hot loop: almost all of a frame is entropy-coded
+                    // data, and only its FF bytes need a look.
+                    loop {
+                        let rest = data.get(self.pos..)?;
+                        let Some(offset) = memchr::memchr(0xFF, rest) else {
+                            self.pos = data.len();
+                            return None;
+                        };
+                        let ff = self.pos + offset;
+                        let mut code_at = ff + 1;
+                        while data.get(code_at) == Some(&0xFF) {
+                            code_at += 1;
+                        }
+                        match data.get(code_at) {
+                            // Resume on the last FF: the fill before it is done.
+                            None => {
+                                self.pos = code_at - 1;
+                                return None;
+                            }
+                            Some(0x00) => self.pos = code_at + 1,
+                            Some(&m) if is_rst(m) => self.pos = code_at + 1,
+                            Some(_) => {
+                                self.pos = code_at - 1;
+                                self.state = ScanState::Marker { at: self.pos };
+                                break;
+                            }
+                        }
+                    }
+                }
+                ScanState::Done(ref verdict) => return Some(verdict.clone()),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,5 +540,114 @@ mod tests {
         let mut filled = data[..data.len() - 2].to_vec();
         filled.extend_from_slice(&[0xFF, 0xFF, 0xFF, 0xD9]);
         assert_eq!(scan(&filled).unwrap().len, filled.len());
+    }
+
+    /// What `scan` says, with "not enough data yet" folded into `Ok(None)`
+    /// as the scanner says it.
+    fn scan_as_scanner(data: &[u8]) -> Result<Option<JpegInfo>, JpegError> {
+        match scan(data) {
+            Ok(info) => Ok(Some(info)),
+            Err(JpegError::Truncated { .. } | JpegError::Empty) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Feeds `data` to a fresh scanner in pieces of the given sizes (cycled),
+    /// stopping at the first verdict as a splitter would.
+    fn scanner_in_pieces(data: &[u8], sizes: &[usize]) -> Result<Option<JpegInfo>, JpegError> {
+        let mut scanner = Scanner::new();
+        let mut end = 0;
+        for size in sizes.iter().cycle() {
+            end = (end + size).min(data.len());
+            match scanner.resume(&data[..end]) {
+                Ok(None) if end < data.len() => {}
+                verdict => return verdict,
+            }
+        }
+        unreachable!("sizes are not empty")
+    }
+
+    #[test]
+    fn scanner_agrees_with_scan_on_the_corpus_in_any_chunking() {
+        for name in [
+            "jpeg_5k.jpg",
+            "jpeg_50k.jpg",
+            "progressive.jpg",
+            "restart_markers.jpg",
+            "exif_thumbnail.jpg",
+            "truncated.jpg",
+            "garbage.jpg",
+            "image.png",
+            "empty.jpg",
+        ] {
+            let data = corpus(name);
+            let want = scan_as_scanner(&data);
+            for sizes in [&[1][..], &[2, 3], &[7, 1, 4096], &[65536], &[usize::MAX]] {
+                assert_eq!(scanner_in_pieces(&data, sizes), want, "{name} in {sizes:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn scanner_agrees_with_scan_on_every_prefix_and_damage() {
+        let data = corpus("restart_markers.jpg");
+        for cut in (0..data.len()).step_by(61) {
+            assert_eq!(
+                scanner_in_pieces(&data[..cut], &[1000]),
+                scan_as_scanner(&data[..cut]),
+                "prefix of {cut}"
+            );
+        }
+        // Damaged copies: one byte changed at spots all over the file.
+        for at in (0..data.len()).step_by(173) {
+            for byte in [0x00, 0xFF, 0xD8, 0xD9, 0xDA, 0x01] {
+                let mut bad = data.clone();
+                bad[at] = byte;
+                assert_eq!(
+                    scanner_in_pieces(&bad, &[1, 2, 500]),
+                    scan_as_scanner(&bad),
+                    "byte {at} set to {byte:02X}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn scanner_finds_the_end_of_the_first_of_two_images_and_keeps_its_verdict() {
+        let mut both = corpus("exif_thumbnail.jpg");
+        let first = both.len();
+        both.extend_from_slice(&corpus("jpeg_5k.jpg"));
+        let mut scanner = Scanner::new();
+        let info = scanner.resume(&both).unwrap().unwrap();
+        assert_eq!(info.len, first);
+        assert_eq!(scanner.resume(&both).unwrap().unwrap(), info);
+        scanner.reset();
+        assert_eq!(scanner.position(), 0);
+        assert_eq!(scanner.resume(&both[first..]).unwrap().unwrap().width, 320);
+    }
+
+    #[test]
+    fn scanner_walks_long_fill_runs_once() {
+        let data = corpus("jpeg_5k.jpg");
+        let mut filled = data[..data.len() - 2].to_vec();
+        filled.extend_from_slice(&[0xFF; 10_000]);
+        filled.push(0xD9);
+        let mut scanner = Scanner::new();
+        for end in 1..filled.len() {
+            assert_eq!(scanner.resume(&filled[..end]), Ok(None));
+            if end > data.len() - 2 {
+                // In the fill run, the place kept is the last FF seen.
+                assert_eq!(scanner.position(), end - 1);
+            }
+        }
+        assert_eq!(scanner.resume(&filled).unwrap().unwrap().len, filled.len());
+        // A scanner handed a shorter buffer than before does not panic.
+        assert_eq!(
+            scanner.resume(&filled[..10]).unwrap().unwrap().len,
+            filled.len()
+        );
+        let mut fresh = Scanner::new();
+        let _ = fresh.resume(&data[..3000]);
+        assert_eq!(fresh.resume(&data[..10]), Ok(None));
     }
 }

@@ -22,7 +22,7 @@ use tokio_io_timeout::TimeoutStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::http::{self, StreamOptions};
+use crate::http::{self, HttpOptions};
 use crate::hub::Streams;
 
 /// Connection-level settings.
@@ -37,8 +37,8 @@ pub struct ServerOptions {
     pub header_timeout: Duration,
     /// How long shutdown waits for connections to finish.
     pub shutdown_grace: Duration,
-    /// Stream behaviour.
-    pub stream: StreamOptions,
+    /// Behaviour of the HTTP routes.
+    pub http: HttpOptions,
 }
 
 impl Default for ServerOptions {
@@ -48,7 +48,7 @@ impl Default for ServerOptions {
             write_timeout: Some(Duration::from_secs(10)),
             header_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
-            stream: StreamOptions::default(),
+            http: HttpOptions::default(),
         }
     }
 }
@@ -96,7 +96,7 @@ impl Server {
                 _ => ServerError::Bind { addr, source },
             })?;
         let shutdown = CancellationToken::new();
-        let app = http::router(streams, opts.stream.clone(), shutdown.clone());
+        let app = http::router(streams, opts.http.clone(), shutdown.clone());
         Ok(Server {
             listener,
             app,

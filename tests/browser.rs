@@ -71,6 +71,7 @@ async fn run() {
         hub,
         SourceOptions {
             interval: Duration::from_millis(100),
+            ..SourceOptions::default()
         },
         token.clone(),
     );

@@ -124,7 +124,7 @@ fn unusable_folders_are_refused_before_serving() {
     let path = format!("cam=dir:{}", empty.path().display());
     assert_one_line_error(
         &["--listen", "127.0.0.1:0", "--stream", &path],
-        "has no JPEG images",
+        "has no images",
     );
     assert_one_line_error(
         &[

@@ -3,13 +3,16 @@
 mod common;
 
 use common::*;
-use mjpeg_server::http::StreamOptions;
+use mjpeg_server::http::HttpOptions;
 use mjpeg_server::ServerOptions;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 fn opts(resend_after: Option<Duration>) -> ServerOptions {
     ServerOptions {
-        stream: StreamOptions { resend_after },
+        http: HttpOptions {
+            resend_after,
+            ..HttpOptions::default()
+        },
         ..ServerOptions::default()
     }
 }

@@ -1,11 +1,12 @@
-//! `dir:PATH`: a folder of JPEGs played in a loop.
+//! `dir:PATH`: a folder of images played in a loop.
 //!
 //! The folder is listed again at the start of every pass, so files added or
 //! removed while the server runs are picked up on the next loop. Files are
 //! played in natural order (`img2.jpg` before `img10.jpg`), since numbered
-//! frames are rarely zero-padded. A file that is not a complete JPEG is
-//! skipped with one warning (repeated only if the file changes), and the
-//! stream keeps its last good frame.
+//! frames are rarely zero-padded. Any image format is accepted (see
+//! [`crate::convert`]); a file that is not a complete image is skipped with
+//! one warning (repeated only if the file changes), and the stream keeps its
+//! last good frame.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,7 +14,8 @@ use std::time::{Duration, SystemTime};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use super::SourceError;
+use super::{SourceError, SourceOptions};
+use crate::convert::{self, ConvertOptions};
 use crate::frame::Frame;
 use crate::hub::Hub;
 
@@ -43,16 +45,17 @@ async fn list(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Fails unless `path` is a readable folder with at least one JPEG.
+/// Fails unless `path` is a readable folder with at least one image.
 pub async fn check(path: &Path) -> Result<(), SourceError> {
     let unreadable = |source| SourceError::Unreadable {
         path: path.to_path_buf(),
         source,
     };
     let files = list(path).await.map_err(unreadable)?;
+    let opts = ConvertOptions::default();
     for f in &files {
         if let Ok(data) = tokio::fs::read(f).await {
-            if Frame::from_jpeg(data).is_ok() {
+            if convert::to_frame(data.into(), &opts).await.is_ok() {
                 return Ok(());
             }
         }
@@ -63,9 +66,10 @@ pub async fn check(path: &Path) -> Result<(), SourceError> {
     })
 }
 
-/// Plays the folder into `hub`, one frame every `interval`, until
+/// Plays the folder into `hub`, one frame every `opts.interval`, until
 /// `shutdown`.
-pub async fn run(path: PathBuf, hub: Hub, interval: Duration, shutdown: CancellationToken) {
+pub async fn run(path: PathBuf, hub: Hub, opts: SourceOptions, shutdown: CancellationToken) {
+    let interval = opts.interval;
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // Files already reported as bad, with the size and time they had then,
@@ -92,7 +96,7 @@ pub async fn run(path: PathBuf, hub: Hub, interval: Duration, shutdown: Cancella
         };
         let mut published = false;
         for file in files {
-            let frame = match read_frame(&file).await {
+            let frame = match read_frame(&file, &opts.convert).await {
                 Ok(frame) => {
                     reported.remove(&file);
                     frame
@@ -130,7 +134,7 @@ pub async fn run(path: PathBuf, hub: Hub, interval: Duration, shutdown: Cancella
 
 type Stamp = (u64, Option<SystemTime>);
 
-async fn read_frame(file: &Path) -> Result<Frame, (Stamp, String)> {
+async fn read_frame(file: &Path, convert: &ConvertOptions) -> Result<Frame, (Stamp, String)> {
     let meta = tokio::fs::metadata(file)
         .await
         .map_err(|e| ((0, None), e.to_string()))?;
@@ -138,7 +142,9 @@ async fn read_frame(file: &Path) -> Result<Frame, (Stamp, String)> {
     let data = tokio::fs::read(file)
         .await
         .map_err(|e| (stamp, e.to_string()))?;
-    Frame::from_jpeg(data).map_err(|e| (stamp, e.to_string()))
+    convert::to_frame(data.into(), convert)
+        .await
+        .map_err(|e| (stamp, e.to_string()))
 }
 
 #[cfg(test)]
@@ -166,7 +172,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.jpg"), b"not an image").unwrap();
         let err = check(dir.path()).await.unwrap_err().to_string();
-        assert!(err.contains("has no JPEG images (1 files"), "{err}");
+        assert!(err.contains("has no images (1 files"), "{err}");
         let err = check(&dir.path().join("missing"))
             .await
             .unwrap_err()

@@ -7,10 +7,21 @@
 //! | spec | module | what it does |
 //! | --- | --- | --- |
 //! | `demo` | [`demo`] | draws a moving test picture with the current time |
-//! | `dir:PATH` | [`dir`] | plays a folder's JPEGs in a loop, in natural order |
+//! | `dir:PATH` | [`dir`] | plays a folder's images in a loop, in natural order |
+//! | `push` | [`crate::http`] | other programs `PUT`/`POST` frames to `/stream/NAME` |
+//! | `watch:PATH` | [`watch`] | a file another program keeps rewriting, or a folder images arrive in |
+//! | `stdin` | [`pipe`] | concatenated JPEGs on standard input |
+//! | `exec:COMMAND` | [`pipe`] | concatenated JPEGs from a command's stdout, restarted when it exits |
+//! | `relay:URL` | [`relay`] | another MJPEG stream or snapshot URL |
+//!
+//! Options follow the argument after `#`: `watch:./spool/#pattern=*.png#delete`,
+//! `relay:http://cam/stream#always#linger=10`.
 
 pub mod demo;
 pub mod dir;
+pub mod pipe;
+pub mod relay;
+pub mod watch;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -19,7 +30,8 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::Hub;
+use crate::convert::ConvertOptions;
+use crate::hub::{Hub, SourceState};
 
 /// A source as named on the command line.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,14 +40,43 @@ pub enum SourceSpec {
     Demo,
     /// A folder of images played in a loop.
     Dir(PathBuf),
+    /// Frames pushed over HTTP; no task of its own.
+    Push,
+    /// A watched file or folder.
+    Watch(PathBuf, watch::WatchOptions),
+    /// Concatenated JPEGs on standard input.
+    Stdin,
+    /// Concatenated JPEGs from a shell command's standard output.
+    Exec(String),
+    /// Another server's stream.
+    Relay(RelaySpec),
+}
+
+/// What `relay:URL#…` asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelaySpec {
+    /// The upstream URL.
+    pub url: String,
+    /// Stay connected even with no viewers (`#always`).
+    pub always: bool,
+    /// Stay connected this long after the last viewer leaves (`#linger=S`).
+    pub linger: Option<Duration>,
 }
 
 /// Why a source cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// The spec names no known kind of source.
-    #[error("unknown source {0:?}: use demo or dir:PATH")]
+    #[error("unknown source {0:?}: use demo, dir:PATH, watch:PATH, push, stdin, exec:COMMAND or relay:URL")]
     Unknown(String),
+    /// An option after `#` that the source does not know or a bad value.
+    #[error("source {spec:?}: {why}")]
+    BadOption {
+        /// The whole source spec.
+        spec: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// A folder that cannot be listed.
     #[error("cannot read folder {path}: {source}")]
     Unreadable {
@@ -45,7 +86,7 @@ pub enum SourceError {
         source: std::io::Error,
     },
     /// A folder with nothing to show.
-    #[error("folder {path} has no JPEG images ({files} files looked at)")]
+    #[error("folder {path} has no images ({files} files looked at)")]
     NoImages {
         /// The folder.
         path: PathBuf,
@@ -58,11 +99,102 @@ impl FromStr for SourceSpec {
     type Err = SourceError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.split_once(':') {
-            None if s == "demo" => Ok(SourceSpec::Demo),
-            Some(("dir", path)) if !path.is_empty() => Ok(SourceSpec::Dir(PathBuf::from(path))),
+        let bad = |why: String| SourceError::BadOption {
+            spec: s.to_string(),
+            why,
+        };
+        let (kind, arg) = match s.split_once(':') {
+            Some((kind, arg)) => (kind, Some(arg)),
+            None => (s, None),
+        };
+        match (kind, arg) {
+            ("demo", None) => Ok(SourceSpec::Demo),
+            ("push", None) => Ok(SourceSpec::Push),
+            ("stdin", None) => Ok(SourceSpec::Stdin),
+            ("dir", Some(path)) if !path.is_empty() => Ok(SourceSpec::Dir(PathBuf::from(path))),
+            // The command goes to `sh -c` whole: `#` is the shell's business.
+            ("exec", Some(cmd)) if !cmd.trim().is_empty() => Ok(SourceSpec::Exec(cmd.to_string())),
+            ("watch", Some(arg)) => {
+                let (path, options) = split_options(arg);
+                if path.is_empty() {
+                    return Err(bad(
+                        "watch: needs a file or folder, e.g. watch:./graph.png".into()
+                    ));
+                }
+                let mut opts = watch::WatchOptions::default();
+                for (key, value) in options {
+                    match (key, value) {
+                        ("pattern", Some(v)) if !v.is_empty() => opts.pattern = Some(v.to_string()),
+                        ("delete", None) => opts.delete_after = true,
+                        ("poll", Some(v)) => {
+                            opts.poll = Some(parse_seconds(v).map_err(|e| bad(format!("poll={v}: {e}")))?)
+                        }
+                        _ => {
+                            return Err(bad(format!(
+                                "unknown option {key:?} for watch: use pattern=GLOB, delete, poll=SECONDS"
+                            )))
+                        }
+                    }
+                }
+                Ok(SourceSpec::Watch(PathBuf::from(path), opts))
+            }
+            ("relay", Some(arg)) => {
+                let (url, options) = split_options(arg);
+                match reqwest::Url::parse(url) {
+                    Ok(u) if u.scheme() == "http" => {}
+                    Ok(u) => {
+                        return Err(bad(format!(
+                            "relay: {}:// is not supported; use an http:// URL",
+                            u.scheme()
+                        )))
+                    }
+                    Err(e) => return Err(bad(format!("relay: {url:?} is not a URL: {e}"))),
+                }
+                let mut spec = RelaySpec {
+                    url: url.to_string(),
+                    always: false,
+                    linger: None,
+                };
+                for (key, value) in options {
+                    match (key, value) {
+                        ("always", None) => spec.always = true,
+                        ("linger", Some(v)) => {
+                            spec.linger = Some(
+                                parse_seconds(v).map_err(|e| bad(format!("linger={v}: {e}")))?,
+                            )
+                        }
+                        _ => {
+                            return Err(bad(format!(
+                                "unknown option {key:?} for relay: use always, linger=SECONDS"
+                            )))
+                        }
+                    }
+                }
+                Ok(SourceSpec::Relay(spec))
+            }
             _ => Err(SourceError::Unknown(s.to_string())),
         }
+    }
+}
+
+/// Splits `ARG#key=value#flag` into the argument and its options.
+fn split_options(arg: &str) -> (&str, Vec<(&str, Option<&str>)>) {
+    let mut parts = arg.split('#');
+    let head = parts.next().unwrap_or("");
+    let options = parts
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (p, None),
+        })
+        .collect();
+    (head, options)
+}
+
+fn parse_seconds(v: &str) -> Result<Duration, String> {
+    match v.parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= 0.0 => Ok(Duration::from_secs_f64(s)),
+        _ => Err("not a number of seconds".into()),
     }
 }
 
@@ -71,6 +203,11 @@ impl fmt::Display for SourceSpec {
         match self {
             SourceSpec::Demo => write!(f, "demo"),
             SourceSpec::Dir(p) => write!(f, "dir:{}", p.display()),
+            SourceSpec::Push => write!(f, "push"),
+            SourceSpec::Watch(p, _) => write!(f, "watch:{}", p.display()),
+            SourceSpec::Stdin => write!(f, "stdin"),
+            SourceSpec::Exec(cmd) => write!(f, "exec:{cmd}"),
+            SourceSpec::Relay(r) => write!(f, "relay:{}", r.url),
         }
     }
 }
@@ -80,6 +217,20 @@ impl fmt::Display for SourceSpec {
 pub struct SourceOptions {
     /// Time between frames for sources that set their own pace.
     pub interval: Duration,
+    /// How images that are not JPEG are converted.
+    pub convert: ConvertOptions,
+    /// Largest frame a source may produce; larger ones are dropped.
+    pub max_frame: usize,
+}
+
+impl Default for SourceOptions {
+    fn default() -> Self {
+        SourceOptions {
+            interval: Duration::from_millis(100),
+            convert: ConvertOptions::default(),
+            max_frame: 16 << 20,
+        }
+    }
 }
 
 impl SourceSpec {
@@ -88,22 +239,52 @@ impl SourceSpec {
     /// stream.
     pub async fn check(&self) -> Result<(), SourceError> {
         match self {
-            SourceSpec::Demo => Ok(()),
+            SourceSpec::Demo
+            | SourceSpec::Push
+            | SourceSpec::Stdin
+            | SourceSpec::Exec(_)
+            | SourceSpec::Relay(_) => Ok(()),
             SourceSpec::Dir(path) => dir::check(path).await,
+            SourceSpec::Watch(path, opts) => watch::check(path, opts).await,
         }
     }
 
-    /// Starts the source publishing into `hub` until `shutdown`.
+    /// Starts the source publishing into `hub` until `shutdown`. Returns
+    /// `None` for sources that have no task of their own (`push`).
     pub fn spawn(
         self,
         hub: Hub,
         opts: SourceOptions,
         shutdown: CancellationToken,
-    ) -> JoinHandle<()> {
-        match self {
+    ) -> Option<JoinHandle<()>> {
+        hub.set_source_state(SourceState::Running);
+        Some(match self {
             SourceSpec::Demo => tokio::spawn(demo::run(hub, opts.interval, shutdown)),
-            SourceSpec::Dir(path) => tokio::spawn(dir::run(path, hub, opts.interval, shutdown)),
-        }
+            SourceSpec::Dir(path) => tokio::spawn(dir::run(path, hub, opts, shutdown)),
+            SourceSpec::Watch(path, w) => {
+                tokio::spawn(watch::run(path, w, opts.convert, hub, shutdown))
+            }
+            SourceSpec::Stdin => tokio::spawn(pipe::run_stdin(hub, opts.max_frame, shutdown)),
+            SourceSpec::Exec(cmd) => {
+                tokio::spawn(pipe::run_exec(cmd, hub, opts.max_frame, shutdown))
+            }
+            SourceSpec::Relay(spec) => {
+                let mut r = relay::RelayOptions::new(spec.url);
+                r.on_demand = !spec.always;
+                if let Some(linger) = spec.linger {
+                    r.linger = linger;
+                }
+                r.poll_interval = opts.interval;
+                r.max_frame = opts.max_frame;
+                r.convert = opts.convert;
+                tokio::spawn(relay::run(r, hub, shutdown))
+            }
+            SourceSpec::Push => {
+                hub.set_accepts_push(true);
+                hub.set_source_state(SourceState::Waiting("no frame pushed yet".into()));
+                return None;
+            }
+        })
     }
 }
 
@@ -118,8 +299,58 @@ mod tests {
             "dir:./a:b".parse::<SourceSpec>().unwrap(),
             SourceSpec::Dir("./a:b".into())
         );
-        for bad in ["", "dir:", "dirx", "file:x", "demo:1"] {
-            assert!(bad.parse::<SourceSpec>().is_err(), "{bad}");
+        assert_eq!(
+            "watch:./spool/#pattern=*.png#delete#poll=0.5"
+                .parse::<SourceSpec>()
+                .unwrap(),
+            SourceSpec::Watch(
+                "./spool/".into(),
+                watch::WatchOptions {
+                    pattern: Some("*.png".into()),
+                    delete_after: true,
+                    poll: Some(Duration::from_millis(500)),
+                }
+            )
+        );
+        assert_eq!(
+            "relay:http://u:p@127.0.0.1:81/s?x=1#always#linger=2"
+                .parse::<SourceSpec>()
+                .unwrap(),
+            SourceSpec::Relay(RelaySpec {
+                url: "http://u:p@127.0.0.1:81/s?x=1".into(),
+                always: true,
+                linger: Some(Duration::from_secs(2)),
+            })
+        );
+        assert_eq!(
+            "exec:ffmpeg -i x -f mjpeg - # comment"
+                .parse::<SourceSpec>()
+                .unwrap(),
+            SourceSpec::Exec("ffmpeg -i x -f mjpeg - # comment".into())
+        );
+        assert_eq!("stdin".parse::<SourceSpec>().unwrap(), SourceSpec::Stdin);
+        for bad in [
+            "",
+            "dir:",
+            "dirx",
+            "file:x",
+            "demo:1",
+            "exec:",
+            "exec:  ",
+            "watch:",
+            "watch:x#bogus",
+            "watch:x#poll=abc",
+            "relay:ftp://x",
+            "relay:nota url",
+            "relay:http://x#never",
+        ] {
+            let err = bad.parse::<SourceSpec>().unwrap_err().to_string();
+            assert!(!err.is_empty(), "{bad}");
         }
+        let err = "watch:x#bogus"
+            .parse::<SourceSpec>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown option \"bogus\""), "{err}");
     }
 }

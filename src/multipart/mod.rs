@@ -19,6 +19,9 @@
 //!
 //! Everything except the JPEG is encoded here, once per frame, into
 //! [`Bytes`]; each client then writes `[header, jpeg, trailer]` by reference.
+//! [`reader`] reads the same format from other programs.
+
+pub mod reader;
 
 use bytes::Bytes;
 use std::time::{SystemTime, UNIX_EPOCH};

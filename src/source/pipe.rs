@@ -1,0 +1,1192 @@
+//! `stdin` and `exec:COMMAND`: frames from a byte stream of concatenated
+//! JPEGs.
+//!
+//! Encoders and camera tools that speak MJPEG on a pipe (`ffmpeg -f mjpeg -`,
+//! `libcamera-vid --codec mjpeg -o -`, `gst-launch-1.0 … ! jpegenc ! fdsink`)
+//! write JPEG after JPEG with no length in front and nothing in between. The
+//! [`Splitter`] cuts such a stream back into frames; [`run_reader`] publishes
+//! them from any [`AsyncRead`]; [`run_stdin`] and [`run_exec`] are the two
+//! sources built on it.
+//!
+//! Where a frame ends is found by walking its markers ([`jpeg::Scanner`]),
+//! never by searching for `FF D9`: that search cuts frames that carry an EXIF
+//! thumbnail or a comment holding those bytes. The walk is resumable, so a
+//! frame that arrives in many reads is still looked at once, not once per
+//! read.
+//!
+//! Pipes carry more than frames. A program may print a banner to stdout, an
+//! HTTP relay leaves multipart headers between frames, an encoder may die
+//! mid-frame. So the splitter:
+//!
+//! * skips bytes between frames up to the next `FF D8 FF` (the start of a
+//!   JPEG), and reports them unless they are only padding (NUL, `FF`, white
+//!   space);
+//! * drops a frame whose marker walk fails, says why, and looks for the next
+//!   start from the dropped frame's second byte, so a frame cut short by the
+//!   next one is lost alone;
+//! * never emits a frame the stream ended in the middle of;
+//! * drops a frame longer than a limit ([`DEFAULT_MAX_FRAME`] unless told
+//!   otherwise), so a stream that never ends a frame cannot make the server
+//!   buffer without bound.
+//!
+//! Frames are split off the read buffer as [`Bytes`] without copying.
+
+use bytes::{Buf, Bytes, BytesMut};
+use std::fmt;
+use std::io;
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::{ChildStderr, Command};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::{Hub, SourceState};
+use crate::jpeg::{self, JpegError, Scanner};
+
+/// The default largest frame: 16 MiB, several times an 8K camera's JPEG.
+pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// Bytes asked of the reader at a time: a pipe's default capacity on Linux,
+/// so one read usually empties it.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// SOI followed by the first byte of the next marker: where JPEGs start.
+/// Three bytes rather than two, because `FF D8` alone turns up in random data
+/// eight times more often than `FF D8 FF`.
+const JPEG_START: &[u8] = b"\xFF\xD8\xFF";
+
+/// How much of a run of skipped bytes is kept to show in its report.
+const GARBAGE_HEAD: usize = 32;
+
+/// What the splitter found next in the stream.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Split {
+    /// One complete JPEG, SOI through EOI, byte for byte as it was in the
+    /// stream.
+    Frame(Bytes),
+    /// Bytes that were dropped, and why.
+    Dropped(Problem),
+}
+
+impl fmt::Debug for Split {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A frame's bytes would drown everything else in a log or a failed
+        // assertion; its length says enough.
+        match self {
+            Split::Frame(jpeg) => write!(f, "Frame({} bytes)", jpeg.len()),
+            Split::Dropped(problem) => f.debug_tuple("Dropped").field(problem).finish(),
+        }
+    }
+}
+
+/// Why bytes of the stream were dropped instead of becoming a frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    /// Bytes between frames that do not start a JPEG (a banner printed to
+    /// stdout, multipart headers, another format). A long run is reported
+    /// every `max_frame` bytes rather than only when it ends. Bytes skipped
+    /// after a [`Corrupt`](Self::Corrupt) or [`TooLarge`](Self::TooLarge)
+    /// frame are the rest of that frame and are not reported again.
+    #[error("skipped {bytes} bytes of non-JPEG data between frames, starting with \"{}\"", .head.escape_ascii())]
+    Garbage {
+        /// How many bytes.
+        bytes: usize,
+        /// The first few of them, to show what they were.
+        head: Vec<u8>,
+    },
+    /// A frame whose marker walk failed: damaged, or cut short by the start
+    /// of the next frame. Its bytes are skipped up to the next JPEG start.
+    #[error("{}", describe_corrupt(.0))]
+    Corrupt(JpegError),
+    /// A frame longer than the limit. Its first `limit` bytes are dropped and
+    /// the rest skipped up to the next JPEG start.
+    #[error("dropped a frame longer than the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit it broke.
+        limit: usize,
+    },
+    /// The stream ended in the middle of a frame.
+    #[error("the stream ended in the middle of a frame; dropped its {bytes} bytes")]
+    Truncated {
+        /// How much of the frame had arrived.
+        bytes: usize,
+    },
+}
+
+fn describe_corrupt(error: &JpegError) -> String {
+    match error {
+        // The usual cause in a pipe: a writer restarted or lost data, and the
+        // next frame began before this one ended.
+        JpegError::UnexpectedSoi { at } => format!(
+            "dropped an incomplete frame: the next JPEG starts {at} bytes into it, before its end-of-image marker"
+        ),
+        other => format!("dropped a frame: {other}"),
+    }
+}
+
+/// Cuts a byte stream of concatenated JPEGs into frames.
+///
+/// Feed it with [`push`](Self::push) or [`read_from`](Self::read_from), take
+/// what it found with [`next_event`](Self::next_event) until that returns
+/// `None`, and call [`finish`](Self::finish) at the end of the stream. The
+/// result does not depend on how the stream was cut into reads.
+///
+/// ```
+/// use mjpeg_server::source::pipe::{Split, Splitter};
+///
+/// let jpeg = std::fs::read("tests/data/jpeg_5k.jpg").unwrap();
+/// let mut splitter = Splitter::default();
+/// splitter.push(b"banner\n");
+/// splitter.push(&jpeg[..100]);
+/// assert!(matches!(splitter.next_event(), Some(Split::Dropped(_)))); // the banner
+/// assert_eq!(splitter.next_event(), None);
+/// splitter.push(&jpeg[100..]);
+/// assert_eq!(splitter.next_event(), Some(Split::Frame(jpeg.into())));
+/// splitter.finish();
+/// assert_eq!(splitter.next_event(), None);
+/// ```
+#[derive(Debug)]
+pub struct Splitter {
+    buf: BytesMut,
+    scanner: Scanner,
+    max_frame: usize,
+    /// True while `buf` starts with a JPEG start that `scanner` is walking.
+    in_frame: bool,
+    /// The bytes skipped since the last frame start.
+    run: Run,
+    /// The stream has ended: what is left is flushed.
+    eof: bool,
+    /// Length of the last frame: the next is likely about as long, so the
+    /// buffer is grown to hold it at once rather than in many steps.
+    frame_hint: usize,
+    finder: memchr::memmem::Finder<'static>,
+}
+
+/// A run of bytes skipped between frames.
+#[derive(Debug)]
+struct Run {
+    bytes: usize,
+    head: Vec<u8>,
+    padding_only: bool,
+    /// The run is the rest of a frame already reported as dropped, so it is
+    /// not reported again, however long it is: that frame's report is the
+    /// last word until the next JPEG start.
+    quiet: bool,
+}
+
+impl Run {
+    fn new(quiet: bool) -> Run {
+        Run {
+            bytes: 0,
+            head: Vec::new(),
+            padding_only: true,
+            quiet,
+        }
+    }
+
+    fn add(&mut self, skipped: &[u8]) {
+        if self.head.len() < GARBAGE_HEAD {
+            let room = GARBAGE_HEAD - self.head.len();
+            self.head
+                .extend_from_slice(&skipped[..skipped.len().min(room)]);
+        }
+        // Zero bytes, fill bytes and line breaks between frames are padding
+        // that some writers add, not a problem worth a warning per frame.
+        self.padding_only = self.padding_only
+            && skipped
+                .iter()
+                .all(|&b| matches!(b, 0x00 | 0xFF | b'\r' | b'\n' | b' ' | b'\t'));
+        self.bytes += skipped.len();
+    }
+
+    /// Ends the run (the next JPEG start was found, or it grew to
+    /// `max_frame` bytes): its report if it deserves one.
+    fn end(&mut self, quiet_after: bool) -> Option<Problem> {
+        let run = std::mem::replace(self, Run::new(quiet_after));
+        let report = run.bytes > 0 && !run.quiet && !run.padding_only;
+        report.then_some(Problem::Garbage {
+            bytes: run.bytes,
+            head: run.head,
+        })
+    }
+}
+
+impl Default for Splitter {
+    /// A splitter with the [`DEFAULT_MAX_FRAME`] limit.
+    fn default() -> Self {
+        Splitter::new(DEFAULT_MAX_FRAME)
+    }
+}
+
+impl Splitter {
+    /// A splitter that drops frames longer than `max_frame` bytes. It holds
+    /// at most about `max_frame` plus one read of buffered data.
+    pub fn new(max_frame: usize) -> Splitter {
+        Splitter {
+            buf: BytesMut::new(),
+            scanner: Scanner::new(),
+            // Zero would never let a byte through, and would stall the
+            // "skip max_frame bytes" step.
+            max_frame: max_frame.max(1),
+            in_frame: false,
+            run: Run::new(false),
+            eof: false,
+            frame_hint: 0,
+            finder: memchr::memmem::Finder::new(JPEG_START),
+        }
+    }
+
+    /// The frame size limit.
+    pub fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
+    /// Bytes received but not yet handed out or dropped.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Appends bytes of the stream (copying them; [`read_from`](Self::read_from)
+    /// reads straight into the buffer instead).
+    pub fn push(&mut self, data: &[u8]) {
+        self.eof = false;
+        self.reserve(data.len());
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Makes room for `additional` more bytes, and for the rest of a frame
+    /// as long as the last one. Frames split off the buffer share its
+    /// memory, so once a frame is out (and held by the hub) growing the
+    /// buffer means a new allocation and a copy of what is buffered: doing
+    /// that once per frame keeps the copies to the bytes that follow a frame
+    /// in the same read.
+    fn reserve(&mut self, additional: usize) {
+        let frame_room = self.frame_hint.saturating_sub(self.buf.len());
+        self.buf.reserve(additional.max(frame_room));
+    }
+
+    /// Reads once from `reader` straight into the buffer and returns how many
+    /// bytes came; `0` means the end of the stream (then call
+    /// [`finish`](Self::finish)). Cancel-safe: if the future is dropped
+    /// before it completes, no data was read.
+    pub async fn read_from<R: AsyncRead + Unpin + ?Sized>(
+        &mut self,
+        reader: &mut R,
+    ) -> io::Result<usize> {
+        self.reserve(READ_CHUNK);
+        let n = reader.read_buf(&mut self.buf).await?;
+        if n > 0 {
+            self.eof = false;
+        }
+        Ok(n)
+    }
+
+    /// Marks the end of the stream: the next calls of
+    /// [`next_event`](Self::next_event) hand out what is left, reporting a
+    /// frame cut short as [`Problem::Truncated`], and leave the splitter
+    /// empty.
+    pub fn finish(&mut self) {
+        self.eof = true;
+    }
+
+    /// The next frame or problem, or `None` when more data is needed (or,
+    /// after [`finish`](Self::finish), when everything was handed out).
+    pub fn next_event(&mut self) -> Option<Split> {
+        loop {
+            if self.in_frame {
+                return self.walk_frame();
+            }
+            // Between frames: skip to the next JPEG start. Without one, keep
+            // the last two bytes, which may be the first two of a start.
+            let found = self.finder.find(&self.buf);
+            let skip = match found {
+                Some(at) => at,
+                None if self.eof => self.buf.len(),
+                None => self.buf.len().saturating_sub(JPEG_START.len() - 1),
+            };
+            if skip > 0 {
+                if let Some(problem) = self.skip(skip) {
+                    return Some(Split::Dropped(problem));
+                }
+                continue;
+            }
+            if found.is_none() {
+                return if self.eof {
+                    self.run.end(false).map(Split::Dropped)
+                } else {
+                    None
+                };
+            }
+            self.in_frame = true;
+            self.scanner.reset();
+            if let Some(problem) = self.run.end(false) {
+                return Some(Split::Dropped(problem));
+            }
+        }
+    }
+
+    /// Walks on through the frame that starts the buffer.
+    fn walk_frame(&mut self) -> Option<Split> {
+        // Only the first `max_frame` bytes are walked, so the verdict on a
+        // frame does not depend on how much of the stream was read at once.
+        let window = &self.buf[..self.buf.len().min(self.max_frame)];
+        let verdict = self.scanner.resume(window);
+        let problem = match verdict {
+            Ok(Some(info)) => {
+                self.in_frame = false;
+                self.frame_hint = info.len;
+                return Some(Split::Frame(self.buf.split_to(info.len).freeze()));
+            }
+            Ok(None) if self.buf.len() > self.max_frame => {
+                self.buf.advance(self.max_frame);
+                self.run = Run::new(true);
+                Problem::TooLarge {
+                    limit: self.max_frame,
+                }
+            }
+            Ok(None) if self.eof => {
+                let bytes = self.buf.len();
+                self.buf.clear();
+                Problem::Truncated { bytes }
+            }
+            Ok(None) => return None,
+            Err(error) => {
+                // Look for the next start from the second byte: the frame
+                // may have been cut short by the start of the next one,
+                // which must not be lost with it.
+                self.buf.advance(1);
+                self.run = Run::new(true);
+                Problem::Corrupt(error)
+            }
+        };
+        self.in_frame = false;
+        Some(Split::Dropped(problem))
+    }
+
+    /// Drops up to `n` bytes from the front of the buffer into the current
+    /// run. A run that reaches `max_frame` bytes is reported then, so that a
+    /// source sending nothing but non-JPEG data is heard of before it ends.
+    fn skip(&mut self, n: usize) -> Option<Problem> {
+        let take = n.min(self.max_frame - self.run.bytes);
+        self.run.add(&self.buf[..take]);
+        self.buf.advance(take);
+        if self.run.bytes < self.max_frame {
+            return None;
+        }
+        let quiet = self.run.quiet;
+        self.run.end(quiet)
+    }
+}
+
+/// What [`run_reader`] did, for the caller's log line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadStats {
+    /// Bytes read.
+    pub bytes: u64,
+    /// Frames published.
+    pub frames: u64,
+    /// Frames and runs of bytes dropped (each also counted by
+    /// [`Hub::reject`]).
+    pub dropped: u64,
+}
+
+/// Warnings about one stream's data, at most one per this long, so that a
+/// source that sends nothing but damaged frames does not flood the log. The
+/// hub still counts every one.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+struct Warnings {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl Warnings {
+    fn warn(&mut self, stream: &str, what: &dyn fmt::Display) {
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < WARN_EVERY)
+        {
+            self.suppressed += 1;
+            return;
+        }
+        self.last = Some(now);
+        match std::mem::take(&mut self.suppressed) {
+            0 => tracing::warn!(stream, "{what}"),
+            n => tracing::warn!(
+                stream,
+                "{what} (and {n} more problems since the last warning; /status counts them all)"
+            ),
+        }
+    }
+
+    fn flush(&mut self, stream: &str) {
+        let n = std::mem::take(&mut self.suppressed);
+        if n > 0 {
+            tracing::warn!(
+                stream,
+                "{n} more problems with the stream's data were not logged; /status counts them all"
+            );
+        }
+    }
+}
+
+/// Reads a stream of concatenated JPEGs from `reader` and publishes every
+/// frame into `hub`, until the end of the stream or `shutdown`.
+///
+/// Frames that cannot be published and bytes that were dropped are counted
+/// with [`Hub::reject`] (so `/status` shows the last reason) and logged,
+/// rate-limited, naming the stream. Returns what was done, or the read error
+/// that stopped it; the stream keeps its last frame either way.
+pub async fn run_reader<R: AsyncRead + Unpin>(
+    mut reader: R,
+    hub: &Hub,
+    max_frame: usize,
+    shutdown: &CancellationToken,
+) -> io::Result<ReadStats> {
+    let mut splitter = Splitter::new(max_frame);
+    let mut stats = ReadStats::default();
+    let mut warnings = Warnings::default();
+    let result = loop {
+        let read = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break Ok(()),
+            read = splitter.read_from(&mut reader) => read,
+        };
+        let n = match read {
+            Ok(n) => n,
+            // A signal arrived mid-read: nothing was lost, read again.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => break Err(e),
+        };
+        stats.bytes += n as u64;
+        if n == 0 {
+            splitter.finish();
+        }
+        while let Some(event) = splitter.next_event() {
+            match event {
+                Split::Frame(jpeg) => match hub.publish_jpeg(jpeg) {
+                    Ok(_) => stats.frames += 1,
+                    // The hub counted it already.
+                    Err(e) => {
+                        stats.dropped += 1;
+                        warnings.warn(hub.name(), &format_args!("frame refused: {e}"));
+                    }
+                },
+                Split::Dropped(problem) => {
+                    stats.dropped += 1;
+                    hub.reject(&problem);
+                    warnings.warn(hub.name(), &problem);
+                }
+            }
+        }
+        if n == 0 {
+            break Ok(());
+        }
+    };
+    warnings.flush(hub.name());
+    result.map(|()| stats)
+}
+
+/// The `stdin` source: publishes the frames piped into the server's standard
+/// input (`ffmpeg … -f mjpeg - | mjpeg-server --stream cam=stdin`).
+///
+/// When stdin ends, the stream keeps its last frame, its source state says
+/// `waiting: stdin closed`, and the server keeps running.
+pub async fn run_stdin(hub: Hub, max_frame: usize, shutdown: CancellationToken) {
+    hub.set_source_state(SourceState::Running);
+    let result = read_stdin(&hub, max_frame, &shutdown).await;
+    if shutdown.is_cancelled() {
+        return;
+    }
+    match result {
+        Ok(stats) => {
+            tracing::info!(
+                stream = hub.name(),
+                frames = stats.frames,
+                bytes = stats.bytes,
+                "stdin closed; the stream keeps its last frame"
+            );
+            hub.set_source_state(SourceState::Waiting("stdin closed".into()));
+        }
+        Err(e) => {
+            let text = format!("cannot read stdin: {e}");
+            tracing::error!(stream = hub.name(), "{text}");
+            hub.set_source_state(SourceState::Failed(text));
+        }
+    }
+}
+
+async fn read_stdin(
+    hub: &Hub,
+    max_frame: usize,
+    shutdown: &CancellationToken,
+) -> io::Result<ReadStats> {
+    // A pipe (the usual case) is read asynchronously, so shutdown never
+    // waits for the writer. Anything else (a file, a terminal) is read as a
+    // file, one blocking-pool read at a time.
+    #[cfg(unix)]
+    if let Some(pipe) = stdin_pipe() {
+        return run_reader(pipe, hub, max_frame, shutdown).await;
+    }
+    run_reader(stdin_file()?, hub, max_frame, shutdown).await
+}
+
+/// Standard input as an asynchronous pipe, if it is a pipe or FIFO. This
+/// makes the pipe non-blocking, which only this process reads from.
+#[cfg(unix)]
+fn stdin_pipe() -> Option<tokio::net::unix::pipe::Receiver> {
+    use std::os::fd::AsFd;
+    let fd = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
+    tokio::net::unix::pipe::Receiver::from_owned_fd(fd).ok()
+}
+
+/// Standard input as a file (a copy of its descriptor, so that dropping it
+/// leaves the process's stdin open).
+fn stdin_file() -> io::Result<tokio::fs::File> {
+    #[cfg(unix)]
+    let owned = std::os::fd::AsFd::as_fd(&std::io::stdin()).try_clone_to_owned();
+    #[cfg(windows)]
+    let owned = std::os::windows::io::AsHandle::as_handle(&std::io::stdin()).try_clone_to_owned();
+    let owned = owned.map_err(|e| io::Error::new(e.kind(), format!("cannot open stdin: {e}")))?;
+    Ok(tokio::fs::File::from_std(std::fs::File::from(owned)))
+}
+
+/// How an `exec:` source runs and restarts its command.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    /// Largest frame accepted, in bytes.
+    pub max_frame: usize,
+    /// Wait before restarting a command that exited; doubled after each
+    /// exit that follows a short run.
+    pub restart_delay: Duration,
+    /// The longest wait between restarts.
+    pub max_restart_delay: Duration,
+    /// A run at least this long counts as healthy: the next restart waits
+    /// only `restart_delay` again.
+    pub healthy_after: Duration,
+}
+
+impl Default for ExecOptions {
+    /// 16 MiB frames; restarts after 0.5 s, doubling to 30 s, back to 0.5 s
+    /// after a run of 10 s.
+    fn default() -> Self {
+        ExecOptions {
+            max_frame: DEFAULT_MAX_FRAME,
+            restart_delay: Duration::from_millis(500),
+            max_restart_delay: Duration::from_secs(30),
+            healthy_after: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The `exec:COMMAND` source with the default restart policy: see
+/// [`run_exec_with`].
+pub async fn run_exec(command: String, hub: Hub, max_frame: usize, shutdown: CancellationToken) {
+    let opts = ExecOptions {
+        max_frame,
+        ..ExecOptions::default()
+    };
+    run_exec_with(command, hub, opts, shutdown).await;
+}
+
+/// The `exec:COMMAND` source: runs `sh -c COMMAND` and publishes the JPEGs it
+/// writes to stdout, until `shutdown`.
+///
+/// Its stdin is empty; each line it writes to stderr is logged. When it
+/// exits, for whatever reason, it is started again after a delay that
+/// doubles while it keeps failing quickly (see [`ExecOptions`]), so a camera
+/// that comes back is picked up without hammering one that does not. At
+/// shutdown it is killed.
+///
+/// The command line is not shown in `/status` or in warnings, since it may
+/// carry a camera's password in a URL; it is logged at debug level.
+pub async fn run_exec_with(
+    command: String,
+    hub: Hub,
+    opts: ExecOptions,
+    shutdown: CancellationToken,
+) {
+    tracing::debug!(stream = hub.name(), command, "exec source");
+    let mut delay = opts.restart_delay;
+    loop {
+        let started = Instant::now();
+        let ended = run_command(&command, &hub, opts.max_frame, &shutdown).await;
+        if shutdown.is_cancelled() {
+            return;
+        }
+        if started.elapsed() >= opts.healthy_after {
+            delay = opts.restart_delay;
+        }
+        let why = match &ended {
+            Ok(status) => format!("command exited with {}", describe_exit(*status)),
+            Err(e) => e.to_string(),
+        };
+        let text = format!("{why}; restarting in {}", seconds(delay));
+        if matches!(&ended, Ok(status) if status.success()) {
+            tracing::info!(stream = hub.name(), "{text}");
+        } else {
+            tracing::warn!(stream = hub.name(), "{text}");
+        }
+        hub.set_source_state(SourceState::Waiting(text));
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = delay
+            .checked_mul(2)
+            .unwrap_or(Duration::MAX)
+            .min(opts.max_restart_delay);
+    }
+}
+
+/// Runs the command once: until it exits, or until `shutdown` (then it is
+/// killed and the result does not matter).
+async fn run_command(
+    command: &str,
+    hub: &Hub,
+    max_frame: usize,
+    shutdown: &CancellationToken,
+) -> io::Result<ExitStatus> {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Whatever way this function is left (shutdown, a panic, the task
+        // being aborted), the command does not outlive it.
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot start the command with sh: {e}")))?;
+    hub.set_source_state(SourceState::Running);
+    tracing::info!(stream = hub.name(), pid = child.id(), "command started");
+    let stderr = child
+        .stderr
+        .take()
+        .map(|err| AbortOnDrop(tokio::spawn(log_stderr(err, hub.name().to_owned()))));
+
+    let read = match child.stdout.take() {
+        Some(stdout) => run_reader(stdout, hub, max_frame, shutdown).await,
+        None => Ok(ReadStats::default()),
+    };
+    match read {
+        Ok(stats) => tracing::debug!(
+            stream = hub.name(),
+            frames = stats.frames,
+            bytes = stats.bytes,
+            "command's output ended"
+        ),
+        Err(e) => {
+            // A read error on a pipe is not something waiting fixes: restart.
+            tracing::warn!(
+                stream = hub.name(),
+                "cannot read the command's output: {e}; stopping it"
+            );
+            let _ = child.start_kill();
+        }
+    }
+    let status = tokio::select! {
+        biased;
+        _ = shutdown.cancelled() => {
+            let _ = child.kill().await;
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "shutting down"));
+        }
+        status = child.wait() => status.map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot wait for the command: {e}"))
+        })?,
+    };
+    // The last lines on stderr usually say why it exited: let them reach
+    // the log before the exit does, but do not wait for a grandchild that
+    // keeps stderr open.
+    if let Some(mut task) = stderr {
+        let _ = tokio::time::timeout(Duration::from_secs(1), &mut task.0).await;
+    }
+    Ok(status)
+}
+
+/// Aborts a task when dropped, so the stderr logger of a command never
+/// outlives the command's run.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Longest stderr line logged whole; progress bars without line breaks
+/// must not grow a line without bound.
+const MAX_LINE: usize = 1000;
+
+/// Logs each line the command writes to stderr (lines end at `\n` or `\r`,
+/// which progress output uses).
+async fn log_stderr(mut stderr: ChildStderr, stream: String) {
+    let mut line = Vec::with_capacity(256);
+    let mut long = false;
+    let mut chunk = vec![0; 4096];
+    loop {
+        let n = match stderr.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        for &b in &chunk[..n] {
+            if b == b'\n' || b == b'\r' {
+                log_line(&stream, &line, long);
+                line.clear();
+                long = false;
+            } else if line.len() < MAX_LINE {
+                line.push(b);
+            } else {
+                long = true;
+            }
+        }
+    }
+    log_line(&stream, &line, long);
+}
+
+fn log_line(stream: &str, line: &[u8], long: bool) {
+    let text = String::from_utf8_lossy(line);
+    let text = text.trim();
+    if !text.is_empty() {
+        let more = if long { " …" } else { "" };
+        tracing::info!(stream, "command: {text}{more}");
+    }
+}
+
+fn describe_exit(status: ExitStatus) -> String {
+    if let Some(code) = status.code() {
+        return format!("exit code {code}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return format!("signal {signal}");
+        }
+    }
+    status.to_string()
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{} s", d.as_secs_f64())
+}
+
+/// Feeds `data` to the splitter as the fuzz target does and checks its
+/// promises; panics if one is broken. Public only for `fuzz/` and for the
+/// tests that replay its findings.
+///
+/// The first byte picks the frame limit (small ones exercise
+/// [`Problem::TooLarge`]), the second seeds the chunk sizes, the rest is the
+/// stream.
+#[doc(hidden)]
+pub fn fuzz_split(data: &[u8]) {
+    let [limit, seed, stream @ ..] = data else {
+        return;
+    };
+    let max_frame = match *limit {
+        0..=127 => DEFAULT_MAX_FRAME,
+        n => usize::from(n - 127) * 37,
+    };
+
+    let whole = split_in_pieces(stream, max_frame, &mut || usize::MAX);
+    let mut rng = u64::from(*seed) | 0x9E37_79B9_7F4A_7C00;
+    let mut random = || {
+        // xorshift64: deterministic, so a finding replays exactly.
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        (rng % 300) as usize + 1
+    };
+    let chunked = split_in_pieces(stream, max_frame, &mut random);
+    assert_eq!(whole, chunked, "the chunking changed the result");
+    let bytewise = split_in_pieces(stream, max_frame, &mut || 1);
+    assert_eq!(whole, bytewise, "byte-by-byte feeding changed the result");
+
+    // Frames are whole JPEGs, found in the stream in order.
+    let mut from = 0;
+    for event in &whole {
+        if let Split::Frame(frame) = event {
+            let info = jpeg::validate(frame).expect("an emitted frame does not validate");
+            assert_eq!(info.len, frame.len(), "an emitted frame has trailing bytes");
+            assert!(
+                frame.len() <= max_frame,
+                "an emitted frame is over the limit"
+            );
+            let at = memchr::memmem::find(&stream[from..], frame)
+                .expect("an emitted frame is not in the stream after the previous one");
+            from += at + frame.len();
+        }
+    }
+
+    // The resumable scan agrees with the one-shot scan.
+    let mut scanner = Scanner::new();
+    let mut end = 0;
+    let resumed = loop {
+        end = (end + random()).min(stream.len());
+        match scanner.resume(&stream[..end]) {
+            Ok(None) if end < stream.len() => {}
+            verdict => break verdict,
+        }
+    };
+    let once = match jpeg::scan(stream) {
+        Ok(info) => Ok(Some(info)),
+        Err(JpegError::Truncated { .. } | JpegError::Empty) => Ok(None),
+        Err(e) => Err(e),
+    };
+    assert_eq!(resumed, once, "Scanner and scan disagree");
+}
+
+/// Splits `stream` fed in pieces of the sizes `size` returns, then finishes.
+fn split_in_pieces(stream: &[u8], max_frame: usize, size: &mut dyn FnMut() -> usize) -> Vec<Split> {
+    let mut splitter = Splitter::new(max_frame);
+    let mut events = Vec::new();
+    let mut rest = stream;
+    while !rest.is_empty() {
+        let (piece, tail) = rest.split_at(size().min(rest.len()));
+        splitter.push(piece);
+        rest = tail;
+        events.extend(std::iter::from_fn(|| splitter.next_event()));
+        assert!(
+            splitter.buffered() <= max_frame.max(2),
+            "the splitter holds more than a frame's worth of bytes"
+        );
+    }
+    splitter.finish();
+    events.extend(std::iter::from_fn(|| splitter.next_event()));
+    assert_eq!(splitter.buffered(), 0, "bytes left over after finish");
+    events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn corpus(name: &str) -> Vec<u8> {
+        std::fs::read(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR")))
+            .unwrap_or_else(|e| panic!("tests/data/{name}: {e}"))
+    }
+
+    fn cat(parts: &[&[u8]]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    fn split(stream: &[u8], max_frame: usize) -> Vec<Split> {
+        split_in_pieces(stream, max_frame, &mut || 64 * 1024)
+    }
+
+    fn frames(events: &[Split]) -> Vec<&Bytes> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Split::Frame(f) => Some(f),
+                Split::Dropped(_) => None,
+            })
+            .collect()
+    }
+
+    fn problems(events: &[Split]) -> Vec<&Problem> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Split::Dropped(p) => Some(p),
+                Split::Frame(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_corpus_trap_comes_out_whole_and_byte_identical() {
+        let names = [
+            "exif_thumbnail.jpg",
+            "progressive.jpg",
+            "restart_markers.jpg",
+            "jpeg_5k.jpg",
+            "exif_thumbnail.jpg",
+            "jpeg_200k.jpg",
+        ];
+        let files: Vec<Vec<u8>> = names.iter().map(|n| corpus(n)).collect();
+        let stream = files.concat();
+        let events = split(&stream, DEFAULT_MAX_FRAME);
+        assert!(problems(&events).is_empty(), "{events:?}");
+        let got = frames(&events);
+        assert_eq!(got.len(), files.len(), "{events:?}");
+        for ((name, want), got) in names.iter().zip(&files).zip(got) {
+            assert!(got[..] == want[..], "{name} came out changed");
+        }
+    }
+
+    #[test]
+    fn garbage_and_html_between_frames_are_skipped_and_reported() {
+        let (a, b, c) = (
+            corpus("jpeg_5k.jpg"),
+            corpus("exif_thumbnail.jpg"),
+            corpus("progressive.jpg"),
+        );
+        let html = b"<!DOCTYPE html><html><body>502 Bad Gateway</body></html>\n";
+        let garbage = corpus("garbage.jpg");
+        let stream = cat(&[b"Starting camera\n", &a, &garbage, &b, html, &c, html]);
+        let events = split(&stream, DEFAULT_MAX_FRAME);
+        let got = frames(&events);
+        assert_eq!(got.len(), 3, "{events:?}");
+        assert!(got[0][..] == a[..] && got[1][..] == b[..] && got[2][..] == c[..]);
+        let p = problems(&events);
+        assert_eq!(p.len(), 4, "{events:?}");
+        assert_eq!(
+            *p[0],
+            Problem::Garbage {
+                bytes: 16,
+                head: b"Starting camera\n".to_vec()
+            }
+        );
+        assert!(matches!(p[1], Problem::Garbage { bytes: 20_000, .. }));
+        assert_eq!(
+            p[2].to_string(),
+            format!(
+                "skipped {} bytes of non-JPEG data between frames, starting with \"<!DOCTYPE html><html><body>502 B\"",
+                html.len()
+            )
+        );
+        assert_eq!(
+            p[3], p[2],
+            "garbage at the end of the stream is reported too"
+        );
+    }
+
+    #[test]
+    fn padding_between_frames_is_skipped_silently() {
+        let a = corpus("jpeg_5k.jpg");
+        let stream = cat(&[&a, b"\r\n", &a, &[0; 100], &a, &[0xFF; 3], &a, b"\n"]);
+        let events = split(&stream, DEFAULT_MAX_FRAME);
+        assert_eq!(frames(&events).len(), 4, "{events:?}");
+        assert!(problems(&events).is_empty(), "{events:?}");
+    }
+
+    #[test]
+    fn a_truncated_frame_followed_by_a_good_one_yields_only_the_good_one() {
+        let truncated = corpus("truncated.jpg");
+        let good = corpus("jpeg_50k.jpg");
+        let events = split(&cat(&[&truncated, &good]), DEFAULT_MAX_FRAME);
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(
+            events[0],
+            Split::Dropped(Problem::Corrupt(JpegError::UnexpectedSoi {
+                at: truncated.len()
+            }))
+        );
+        assert!(
+            problems(&events)[0]
+                .to_string()
+                .starts_with("dropped an incomplete frame"),
+            "{events:?}"
+        );
+        assert_eq!(events[1], Split::Frame(good.into()));
+    }
+
+    #[test]
+    fn a_damaged_frame_is_reported_and_the_next_one_found() {
+        let a = corpus("jpeg_5k.jpg");
+        let mut bad = corpus("jpeg_50k.jpg");
+        // A first segment length of 1: the walk fails in the headers.
+        bad[4..6].copy_from_slice(&[0, 1]);
+        let events = split(&cat(&[&a, &bad, &a]), DEFAULT_MAX_FRAME);
+        // The rest of the damaged frame is not reported a second time.
+        assert_eq!(
+            events,
+            [
+                Split::Frame(a.clone().into()),
+                Split::Dropped(Problem::Corrupt(JpegError::BadSegment {
+                    at: 2,
+                    marker: bad[3]
+                })),
+                Split::Frame(a.into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_stream_that_ends_mid_frame_emits_nothing_partial() {
+        let a = corpus("jpeg_5k.jpg");
+        let b = corpus("restart_markers.jpg");
+        for cut in [1, 2, 3, 100, b.len() / 2, b.len() - 1] {
+            let events = split(&cat(&[&a, &b[..cut]]), DEFAULT_MAX_FRAME);
+            assert_eq!(events[0], Split::Frame(a.clone().into()), "cut {cut}");
+            match cut {
+                // Not yet a JPEG start: two stray bytes, `FF D8`, which are
+                // padding-like only in part.
+                1 | 2 => assert!(
+                    events.len() == 1
+                        || matches!(events[1], Split::Dropped(Problem::Garbage { .. })),
+                    "cut {cut}: {events:?}"
+                ),
+                _ => assert_eq!(
+                    events[1..],
+                    [Split::Dropped(Problem::Truncated { bytes: cut })],
+                    "cut {cut}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn the_result_does_not_depend_on_the_chunking() {
+        let stream = cat(&[
+            b"banner\n",
+            &corpus("exif_thumbnail.jpg"),
+            &corpus("truncated.jpg"),
+            &corpus("progressive.jpg"),
+            &corpus("garbage.jpg"),
+            &corpus("restart_markers.jpg"),
+            &[0xFF; 10],
+            &corpus("jpeg_5k.jpg"),
+            &corpus("jpeg_50k.jpg")[..1000],
+        ]);
+        for max_frame in [DEFAULT_MAX_FRAME, 40_000, 5_000] {
+            let whole = split_in_pieces(&stream, max_frame, &mut || usize::MAX);
+            // Frames of 45, 59, 37 and 5 KB; the limits drop some.
+            let fit = match max_frame {
+                40_000 => 2,
+                5_000 => 1,
+                _ => 4,
+            };
+            assert_eq!(frames(&whole).len(), fit, "{whole:?}");
+            let bytewise = split_in_pieces(&stream, max_frame, &mut || 1);
+            assert_eq!(whole, bytewise, "byte by byte, limit {max_frame}");
+            let mut rng = 0x2545_F491_4F6C_DD1D_u64;
+            let mut random = || {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                (rng % 70_000) as usize + 1
+            };
+            for round in 0..20 {
+                let chunked = split_in_pieces(&stream, max_frame, &mut random);
+                assert_eq!(whole, chunked, "round {round}, limit {max_frame}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_oversized_frame_is_dropped_and_the_buffer_stays_bounded() {
+        let small = corpus("jpeg_5k.jpg");
+        let big = corpus("jpeg_50k.jpg");
+        let stream = cat(&[&small, &big, &small, &big]);
+        let events = split_in_pieces(&stream, 10_000, &mut || 4096);
+        assert_eq!(
+            events,
+            [
+                Split::Frame(small.clone().into()),
+                Split::Dropped(Problem::TooLarge { limit: 10_000 }),
+                Split::Frame(small.into()),
+                Split::Dropped(Problem::TooLarge { limit: 10_000 }),
+            ]
+        );
+        // A stream that starts a JPEG and never ends it is dropped once,
+        // and not held (`split_in_pieces` checks the buffer's size).
+        let mut endless = big[..5000].to_vec();
+        endless.extend_from_slice(&vec![0x55; 1_000_000]);
+        let events = split_in_pieces(&endless, 10_000, &mut || 4096);
+        assert_eq!(
+            events,
+            [Split::Dropped(Problem::TooLarge { limit: 10_000 })]
+        );
+        // Endless non-JPEG data is reported every `max_frame` bytes.
+        let events = split_in_pieces(&vec![b'x'; 100_000], 10_000, &mut || 4096);
+        assert_eq!(events.len(), 10, "{events:?}");
+        assert!(events
+            .iter()
+            .all(|e| matches!(e, Split::Dropped(Problem::Garbage { bytes: 10_000, .. }))));
+    }
+
+    #[test]
+    fn a_frame_of_exactly_the_limit_passes() {
+        let a = corpus("jpeg_5k.jpg");
+        let events = split_in_pieces(&cat(&[&a, &a]), a.len(), &mut || 1000);
+        assert_eq!(frames(&events).len(), 2, "{events:?}");
+        let events = split_in_pieces(&a, a.len() - 1, &mut || 1000);
+        assert_eq!(
+            events,
+            [Split::Dropped(Problem::TooLarge { limit: a.len() - 1 })]
+        );
+    }
+
+    #[test]
+    fn fuzz_findings_replay_cleanly() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fuzz");
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let data = std::fs::read(&path).unwrap();
+            let run = std::panic::catch_unwind(|| fuzz_split(&data));
+            assert!(run.is_ok(), "{} fails again", path.display());
+        }
+        // And the corpus itself, under a small and the default limit.
+        for name in ["exif_thumbnail.jpg", "truncated.jpg", "progressive.jpg"] {
+            for limit in [0, 200] {
+                fuzz_split(&cat(&[&[limit, 7], &corpus(name)[..]]));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn run_reader_publishes_frames_and_counts_problems() {
+        let hub = Hub::new("t");
+        let a = corpus("jpeg_5k.jpg");
+        let stream = cat(&[&a, b"junk", &a, &corpus("truncated.jpg")]);
+        let token = CancellationToken::new();
+        let stats = run_reader(&stream[..], &hub, DEFAULT_MAX_FRAME, &token)
+            .await
+            .unwrap();
+        assert_eq!(
+            stats,
+            ReadStats {
+                bytes: stream.len() as u64,
+                frames: 2,
+                dropped: 2
+            }
+        );
+        let hs = hub.stats();
+        assert_eq!((hs.frames_published, hs.frames_rejected), (2, 2));
+        assert!(
+            hs.last_error
+                .as_deref()
+                .unwrap()
+                .contains("ended in the middle of a frame"),
+            "{:?}",
+            hs.last_error
+        );
+        assert!(hub.latest().unwrap().jpeg()[..] == a[..]);
+    }
+
+    #[tokio::test]
+    async fn run_reader_stops_at_shutdown_while_waiting_for_data() {
+        let hub = Hub::new("t");
+        let (mut tx, rx) = tokio::io::duplex(1024);
+        let token = CancellationToken::new();
+        let reader = {
+            let (hub, token) = (hub.clone(), token.clone());
+            tokio::spawn(async move { run_reader(rx, &hub, DEFAULT_MAX_FRAME, &token).await })
+        };
+        tokio::io::AsyncWriteExt::write_all(&mut tx, &corpus("jpeg_5k.jpg"))
+            .await
+            .unwrap();
+        for _ in 0..500 {
+            if hub.stats().frames_published == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(hub.stats().frames_published, 1);
+        token.cancel();
+        let stats = tokio::time::timeout(Duration::from_secs(5), reader)
+            .await
+            .expect("run_reader did not stop")
+            .unwrap()
+            .unwrap();
+        assert_eq!(stats.frames, 1);
+    }
+}

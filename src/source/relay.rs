@@ -1,0 +1,483 @@
+//! `relay:URL`: frames from another MJPEG server or a camera.
+//!
+//! The feature people ask this kind of server for most: a camera that
+//! accepts one or two connections, watched by many. The relay holds exactly
+//! one upstream connection however many viewers it has, and by default only
+//! while at least one viewer watches (`on demand`), disconnecting a while
+//! after the last one leaves so that a page reload does not reconnect.
+//!
+//! Upstreams bend the format in many ways, so the reader is tolerant (see
+//! [`crate::multipart::reader`]): quoted boundaries, a boundary parameter
+//! that already starts with `--`, parts with or without `Content-Length`,
+//! LF-only lines, chunked bodies, junk before the first boundary. A URL that
+//! answers with a single image (a snapshot URL) is polled instead. Every
+//! frame is checked like any other source's; the upstream's `X-Timestamp` is
+//! kept, so latency stays measured from the origin.
+//!
+//! When the upstream is lost or refuses, the relay reconnects with
+//! exponential back-off; viewers stay connected and keep the last frame
+//! (the server re-sends it while idle), and `/status` shows the last error.
+
+use bytes::{Bytes, BytesMut};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::convert::{self, ConvertOptions};
+use crate::frame::ImageKind;
+use crate::hub::{Hub, SourceState};
+use crate::jpeg::{self, JpegError};
+use crate::multipart::reader::{boundary_from_content_type, PartReader};
+
+/// How a relay behaves.
+#[derive(Debug, Clone)]
+pub struct RelayOptions {
+    /// The upstream URL (`http://user:pass@host/path` for credentials;
+    /// Basic and Digest are both answered).
+    pub url: String,
+    /// Connect only while someone watches (the default); `false` keeps the
+    /// upstream connection open always.
+    pub on_demand: bool,
+    /// With `on_demand`, how long to stay connected after the last viewer
+    /// leaves.
+    pub linger: Duration,
+    /// How often to fetch a URL that answers with a single image.
+    pub poll_interval: Duration,
+    /// First reconnect delay; doubles on each failure up to `backoff_max`.
+    pub backoff_min: Duration,
+    /// Longest reconnect delay.
+    pub backoff_max: Duration,
+    /// An upstream silent for this long is treated as lost.
+    pub read_timeout: Duration,
+    /// Largest frame accepted from upstream.
+    pub max_frame: usize,
+    /// Conversion of frames that are not JPEG.
+    pub convert: ConvertOptions,
+}
+
+impl RelayOptions {
+    /// Defaults for `url`: on demand, 5 s linger, back-off from 0.5 s to
+    /// 30 s, 10 s read timeout, 16 MiB frames.
+    pub fn new(url: impl Into<String>) -> RelayOptions {
+        RelayOptions {
+            url: url.into(),
+            on_demand: true,
+            linger: Duration::from_secs(5),
+            poll_interval: Duration::from_millis(100),
+            backoff_min: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(10),
+            max_frame: 16 << 20,
+            convert: ConvertOptions::default(),
+        }
+    }
+}
+
+/// Why one upstream session ended.
+#[derive(Debug, thiserror::Error)]
+enum UpstreamError {
+    #[error("cannot reach upstream: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("upstream answered {0}")]
+    Status(reqwest::StatusCode),
+    #[error("upstream sent no data for {0:?}")]
+    Silent(Duration),
+    #[error("upstream closed the stream")]
+    Closed,
+    #[error("upstream sent {0}, not an MJPEG stream or an image")]
+    NotMjpeg(String),
+    #[error("upstream wants Digest credentials that could not be answered: {0}")]
+    Digest(String),
+}
+
+/// How a session ended without an error.
+enum SessionEnd {
+    /// No viewers for `linger`: disconnected on purpose.
+    NoViewers,
+    /// A single image was fetched; fetch again after the poll interval.
+    Polled,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// Runs the relay into `hub` until `shutdown`.
+pub async fn run(opts: RelayOptions, hub: Hub, shutdown: CancellationToken) {
+    let client = match reqwest::Client::builder()
+        .connect_timeout(opts.read_timeout)
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            hub.set_source_state(SourceState::Failed(format!(
+                "cannot create an HTTP client: {e}"
+            )));
+            return;
+        }
+    };
+    let mut viewers = hub.watch_clients();
+    let mut backoff = opts.backoff_min;
+    loop {
+        if opts.on_demand && *viewers.borrow() == 0 {
+            hub.set_source_state(SourceState::Waiting(
+                "no viewers; upstream disconnected until one arrives".into(),
+            ));
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = viewers.wait_for(|n| *n > 0) => if r.is_err() { return },
+            }
+        }
+        match session(&client, &opts, &hub, &mut viewers, &shutdown).await {
+            Ok(SessionEnd::Shutdown) => return,
+            Ok(SessionEnd::NoViewers) => {
+                tracing::info!(
+                    stream = hub.name(),
+                    "no viewers for {:?}; disconnected upstream",
+                    opts.linger
+                );
+                backoff = opts.backoff_min;
+            }
+            Ok(SessionEnd::Polled) => {
+                backoff = opts.backoff_min;
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(opts.poll_interval) => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(
+                    stream = hub.name(),
+                    url = opts.url,
+                    "{e}; reconnecting in {backoff:?}"
+                );
+                hub.set_source_state(SourceState::Waiting(format!(
+                    "{e}; reconnecting in {:.1} s",
+                    backoff.as_secs_f64()
+                )));
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(opts.backoff_max);
+            }
+        }
+    }
+}
+
+/// One upstream connection: connect, read frames until it ends, the
+/// viewers are gone for `linger`, or shutdown.
+async fn session(
+    client: &reqwest::Client,
+    opts: &RelayOptions,
+    hub: &Hub,
+    viewers: &mut watch::Receiver<usize>,
+    shutdown: &CancellationToken,
+) -> Result<SessionEnd, UpstreamError> {
+    let reading = async {
+        let mut res = connect(client, &opts.url).await?;
+        hub.set_source_state(SourceState::Running);
+        let content_type = res
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let mut reader = Reader::new(&content_type, opts.max_frame);
+        loop {
+            let chunk = match tokio::time::timeout(opts.read_timeout, res.chunk()).await {
+                Err(_) => return Err(UpstreamError::Silent(opts.read_timeout)),
+                Ok(r) => r?,
+            };
+            let Some(chunk) = chunk else { break };
+            reader.push(&chunk)?;
+            while let Some((data, stamp)) = reader.next_frame(hub) {
+                publish(hub, data, stamp, &opts.convert).await;
+            }
+        }
+        // The body ended. A single image is a poll; a stream that ends is a
+        // lost upstream.
+        match reader.finish() {
+            Some(image) => {
+                publish(hub, image, None, &opts.convert).await;
+                Ok(SessionEnd::Polled)
+            }
+            None => Err(UpstreamError::Closed),
+        }
+    };
+    tokio::select! {
+        _ = shutdown.cancelled() => Ok(SessionEnd::Shutdown),
+        _ = no_viewers_for(viewers, opts.linger), if opts.on_demand => Ok(SessionEnd::NoViewers),
+        r = reading => r,
+    }
+}
+
+/// Resolves once there have been no viewers for `linger` without a break.
+async fn no_viewers_for(viewers: &mut watch::Receiver<usize>, linger: Duration) {
+    loop {
+        if viewers.wait_for(|n| *n == 0).await.is_err() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(linger) => return,
+            r = viewers.wait_for(|n| *n > 0) => if r.is_err() { return },
+        }
+    }
+}
+
+/// GET `url`, answering a Digest challenge once if there is one (reqwest
+/// sends Basic credentials from the URL by itself).
+async fn connect(client: &reqwest::Client, url: &str) -> Result<reqwest::Response, UpstreamError> {
+    let res = client.get(url).send().await?;
+    if res.status() != reqwest::StatusCode::UNAUTHORIZED {
+        return check_status(res);
+    }
+    let challenge = res
+        .headers()
+        .get_all(reqwest::header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.trim_start().to_ascii_lowercase().starts_with("digest"))
+        .map(str::to_string);
+    let (Some(challenge), Ok(parsed)) = (challenge, reqwest::Url::parse(url)) else {
+        return check_status(res);
+    };
+    let user = percent_decode(parsed.username());
+    let pass = percent_decode(parsed.password().unwrap_or(""));
+    let mut path = parsed.path().to_string();
+    if let Some(q) = parsed.query() {
+        path = format!("{path}?{q}");
+    }
+    let mut header =
+        digest_auth::parse(&challenge).map_err(|e| UpstreamError::Digest(e.to_string()))?;
+    let context = digest_auth::AuthContext::new(user, pass, path);
+    let answer = header
+        .respond(&context)
+        .map_err(|e| UpstreamError::Digest(e.to_string()))?;
+    // The credentials in the URL would be sent as Basic again; the Digest
+    // answer replaces them.
+    let mut bare = parsed.clone();
+    let _ = bare.set_username("");
+    let _ = bare.set_password(None);
+    let res = client
+        .get(bare)
+        .header(reqwest::header::AUTHORIZATION, answer.to_header_string())
+        .send()
+        .await?;
+    check_status(res)
+}
+
+fn check_status(res: reqwest::Response) -> Result<reqwest::Response, UpstreamError> {
+    if res.status().is_success() {
+        Ok(res)
+    } else {
+        Err(UpstreamError::Status(res.status()))
+    }
+}
+
+/// Decodes `%XX` escapes in URL user names and passwords (the URL keeps
+/// them encoded).
+fn percent_decode(s: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16);
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn publish(hub: &Hub, data: Bytes, stamp: Option<SystemTime>, convert: &ConvertOptions) {
+    match convert::to_frame(data, convert).await {
+        Ok(frame) => {
+            if let Err(e) = hub.publish_at(frame, stamp.unwrap_or_else(SystemTime::now)) {
+                tracing::warn!(stream = hub.name(), "upstream frame refused: {e}");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(stream = hub.name(), "upstream frame refused: {e}");
+            hub.reject(&e);
+        }
+    }
+}
+
+/// Parses the `X-Timestamp` of an upstream part (`1795476551.784749`),
+/// exactly: through `f64` the microseconds would not survive.
+fn parse_timestamp(v: &str) -> Option<SystemTime> {
+    let (secs, frac) = v.trim().split_once('.').unwrap_or((v.trim(), ""));
+    let secs: u64 = secs.parse().ok()?;
+    if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let nanos: u32 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<9}").parse().ok()?
+    };
+    (secs > 0).then(|| UNIX_EPOCH + Duration::new(secs, nanos))
+}
+
+/// What the upstream body turned out to be.
+enum Reader {
+    /// Not decided yet: no `Content-Type` said, and too few bytes to tell.
+    Sniffing { buf: BytesMut, max: usize },
+    /// A multipart stream.
+    Parts(Box<PartReader>),
+    /// JPEGs back to back with no framing.
+    Jpegs { buf: BytesMut, max: usize },
+    /// One image (a snapshot URL): the whole body.
+    Image { buf: BytesMut, max: usize },
+}
+
+impl Reader {
+    fn new(content_type: &str, max: usize) -> Reader {
+        if let Some(boundary) = boundary_from_content_type(content_type) {
+            return Reader::Parts(Box::new(PartReader::new(&boundary, max)));
+        }
+        let ct = content_type.to_ascii_lowercase();
+        if ct.starts_with("image/") {
+            return Reader::Image {
+                buf: BytesMut::new(),
+                max,
+            };
+        }
+        Reader::Sniffing {
+            buf: BytesMut::new(),
+            max,
+        }
+    }
+
+    fn push(&mut self, chunk: &[u8]) -> Result<(), UpstreamError> {
+        match self {
+            Reader::Parts(r) => r.push(chunk),
+            Reader::Jpegs { buf, .. } | Reader::Image { buf, .. } => buf.extend_from_slice(chunk),
+            Reader::Sniffing { buf, max } => {
+                buf.extend_from_slice(chunk);
+                let max = *max;
+                // Junk before a first boundary line is allowed: look for a
+                // line that starts with "--".
+                if let Some(line) = first_boundary_line(buf) {
+                    let mut r = PartReader::new(&line, max);
+                    r.push(buf);
+                    *self = Reader::Parts(Box::new(r));
+                } else if ImageKind::detect(buf) == ImageKind::Jpeg {
+                    *self = Reader::Jpegs {
+                        buf: std::mem::take(buf),
+                        max,
+                    };
+                } else if buf.len() > 4096 {
+                    let kind = ImageKind::detect(buf);
+                    return Err(UpstreamError::NotMjpeg(kind.to_string()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The next complete frame and its upstream timestamp, if any.
+    fn next_frame(&mut self, hub: &Hub) -> Option<(Bytes, Option<SystemTime>)> {
+        match self {
+            Reader::Parts(r) => loop {
+                match r.next_part() {
+                    Ok(Some(part)) => {
+                        let stamp = part.header("x-timestamp").and_then(parse_timestamp);
+                        return Some((part.body, stamp));
+                    }
+                    Ok(None) => return None,
+                    Err(e) => {
+                        tracing::warn!(stream = hub.name(), "upstream part refused: {e}");
+                        hub.reject(&e);
+                    }
+                }
+            },
+            Reader::Jpegs { buf, max } => loop {
+                match jpeg::scan(buf) {
+                    Ok(info) => return Some((buf.split_to(info.len).freeze(), None)),
+                    Err(JpegError::Truncated { .. }) if buf.len() <= *max => return None,
+                    Err(e) => {
+                        hub.reject(&format!("upstream: {e}"));
+                        // Resync on the next start of image.
+                        match memchr::memmem::find(&buf[1..], &[0xFF, 0xD8, 0xFF]) {
+                            Some(at) => {
+                                let _ = buf.split_to(at + 1);
+                            }
+                            None => {
+                                buf.clear();
+                                return None;
+                            }
+                        }
+                    }
+                }
+            },
+            Reader::Image { .. } | Reader::Sniffing { .. } => None,
+        }
+    }
+
+    /// At the end of the body: the whole image, if the body was one.
+    fn finish(self) -> Option<Bytes> {
+        match self {
+            Reader::Image { buf, max } | Reader::Sniffing { buf, max }
+                if !buf.is_empty() && buf.len() <= max =>
+            {
+                Some(buf.freeze())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The boundary of the first line that starts with `--`, if a whole such
+/// line has arrived.
+fn first_boundary_line(buf: &[u8]) -> Option<String> {
+    let mut start = 0;
+    while start < buf.len() {
+        let end = start + memchr::memchr(b'\n', &buf[start..])?;
+        let line = &buf[start..end];
+        if let Some(rest) = line.strip_prefix(b"--") {
+            let b = String::from_utf8_lossy(rest).trim().to_string();
+            if !b.is_empty() {
+                return Some(b);
+            }
+        }
+        start = end + 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_and_escapes() {
+        let t = parse_timestamp("1795476551.784749").unwrap();
+        let d = t.duration_since(UNIX_EPOCH).unwrap();
+        assert_eq!(d, Duration::new(1795476551, 784_749_000));
+        assert_eq!(
+            parse_timestamp("12").unwrap(),
+            UNIX_EPOCH + Duration::from_secs(12)
+        );
+        assert!(parse_timestamp("abc").is_none());
+        assert!(parse_timestamp("-1").is_none());
+        assert_eq!(percent_decode("a%40b%3Ac"), "a@b:c");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%4"), "%4");
+    }
+
+    #[test]
+    fn the_first_boundary_line_is_found_after_junk() {
+        assert_eq!(
+            first_boundary_line(b"junk\r\n--abc\r\n").as_deref(),
+            Some("abc")
+        );
+        assert_eq!(first_boundary_line(b"--abc"), None);
+        assert_eq!(first_boundary_line(b"x--y\n--z\n").as_deref(), Some("z"));
+    }
+}

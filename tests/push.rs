@@ -1,0 +1,317 @@
+//! Frames pushed over HTTP: one image, JPEGs back to back, multipart
+//! streams; and every way a push can be wrong.
+
+mod common;
+
+use common::*;
+use mjpeg_server::http::HttpOptions;
+use mjpeg_server::ServerOptions;
+use std::time::Duration;
+
+async fn push_server(opts: HttpOptions) -> TestServer {
+    let srv = TestServer::start(
+        &["cam", "fixed"],
+        ServerOptions {
+            http: opts,
+            ..ServerOptions::default()
+        },
+    )
+    .await;
+    srv.hub("cam").set_accepts_push(true);
+    srv
+}
+
+#[tokio::test]
+async fn a_put_jpeg_reaches_viewers_untouched() {
+    let srv = push_server(HttpOptions::default()).await;
+    let mut viewer = RawClient::stream(srv.addr, "/stream/cam").await;
+    let http = reqwest::Client::new();
+    for name in ["jpeg_50k.jpg", "exif_thumbnail.jpg", "progressive.jpg"] {
+        let sent = tagged(&corpus(name), name);
+        let res = http
+            .put(srv.url("/stream/cam"))
+            .body(sent.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 204, "{name}");
+        assert_eq!(viewer.part().await.jpeg, sent, "{name}");
+    }
+    // POST works the same way.
+    let res = http
+        .post(srv.url("/stream/cam"))
+        .body(corpus("jpeg_5k.jpg"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(viewer.part().await.jpeg, corpus("jpeg_5k.jpg"));
+}
+
+#[tokio::test]
+async fn other_formats_are_converted_to_jpeg() {
+    let srv = push_server(HttpOptions::default()).await;
+    let http = reqwest::Client::new();
+    for (name, w, h) in [("image.png", 320, 240), ("image.gif", 160, 120)] {
+        let res = http
+            .put(srv.url("/stream/cam"))
+            .body(corpus(name))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 204, "{name}");
+        let snap = http
+            .get(srv.url("/snapshot/cam"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(decode(&snap), (w, h), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn bad_pushes_get_the_right_status_and_lose_nothing() {
+    let srv = push_server(HttpOptions {
+        max_frame_bytes: 100_000,
+        ..HttpOptions::default()
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let good = tagged(&corpus("jpeg_5k.jpg"), "good");
+    let put = |body: Vec<u8>| http.put(srv.url("/stream/cam")).body(body).send();
+    assert_eq!(put(good.clone()).await.unwrap().status(), 204);
+
+    for (body, status, says) in [
+        (corpus("truncated.jpg"), 400, "truncated JPEG"),
+        (corpus("empty.jpg"), 400, "empty"),
+        (corpus("garbage.jpg"), 415, "not an image"),
+        (
+            b"<!DOCTYPE html><h1>502 Bad Gateway</h1>".to_vec(),
+            415,
+            "HTML",
+        ),
+        (corpus("jpeg_200k.jpg"), 413, "limit of 100000 bytes"),
+        (
+            corpus("image.png")[..5000].to_vec(),
+            400,
+            "cannot decode a PNG",
+        ),
+    ] {
+        let res = put(body).await.unwrap();
+        assert_eq!(res.status().as_u16(), status, "{says}");
+        let text = res.text().await.unwrap();
+        assert!(text.contains(says), "{text:?} does not say {says:?}");
+    }
+    // The stream still serves the last good frame.
+    let snap = http
+        .get(srv.url("/snapshot/cam"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(snap.as_ref(), good.as_slice());
+    let status: serde_json::Value = http
+        .get(srv.url("/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["streams"][0]["frames_published"], 1);
+    assert_eq!(status["streams"][0]["frames_rejected"], 6);
+    assert!(status["streams"][0]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("PNG"));
+}
+
+#[tokio::test]
+async fn pushes_to_the_wrong_stream_are_refused() {
+    let srv = push_server(HttpOptions::default()).await;
+    let http = reqwest::Client::new();
+    let res = http
+        .put(srv.url("/stream/fixed"))
+        .body(corpus("jpeg_5k.jpg"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409);
+    let res = http
+        .put(srv.url("/stream/new"))
+        .body(corpus("jpeg_5k.jpg"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    assert!(srv.streams.get("new").is_none());
+}
+
+#[tokio::test]
+async fn allow_create_makes_a_stream_on_first_push() {
+    let srv = push_server(HttpOptions {
+        allow_create: true,
+        ..HttpOptions::default()
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let res = http
+        .put(srv.url("/stream/new-one"))
+        .body(corpus("jpeg_5k.jpg"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let html = http
+        .get(srv.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("/stream/new-one"));
+    let res = http
+        .put(srv.url("/stream/bad%20name"))
+        .body(corpus("jpeg_5k.jpg"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(res.text().await.unwrap().contains("invalid stream name"));
+    // A stream with its own source is still protected.
+    let res = http
+        .put(srv.url("/stream/fixed"))
+        .body(corpus("jpeg_5k.jpg"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409);
+}
+
+/// A request body fed from a channel, so a test can send it piece by piece.
+fn channel_body() -> (tokio::sync::mpsc::Sender<Vec<u8>>, reqwest::Body) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
+    });
+    (tx, reqwest::Body::wrap_stream(stream))
+}
+
+#[tokio::test]
+async fn a_long_post_of_concatenated_jpegs_is_a_live_source() {
+    let srv = push_server(HttpOptions::default()).await;
+    let mut viewer = RawClient::stream(srv.addr, "/stream/cam").await;
+    let (tx, body) = channel_body();
+    let url = srv.url("/stream/cam");
+    let upload =
+        tokio::spawn(async move { reqwest::Client::new().post(url).body(body).send().await });
+    for i in 0..5 {
+        let frame = tagged(&corpus("restart_markers.jpg"), &format!("raw{i}"));
+        // Split each frame over two writes, to cross read boundaries.
+        let (a, b) = frame.split_at(frame.len() / 3);
+        tx.send(a.to_vec()).await.unwrap();
+        tx.send(b.to_vec()).await.unwrap();
+        // Each frame is shown while the upload is still going on.
+        let part = viewer
+            .part_within(Duration::from_secs(10))
+            .await
+            .expect("frame not live");
+        assert_eq!(part.jpeg, frame);
+    }
+    drop(tx);
+    assert_eq!(upload.await.unwrap().unwrap().status(), 204);
+}
+
+#[tokio::test]
+async fn a_long_post_of_a_multipart_stream_is_a_live_source() {
+    let srv = push_server(HttpOptions::default()).await;
+    let mut viewer = RawClient::stream(srv.addr, "/stream/cam").await;
+    let (tx, body) = channel_body();
+    let url = srv.url("/stream/cam");
+    let upload = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(url)
+            .header(
+                "content-type",
+                "multipart/x-mixed-replace;boundary=--myframe",
+            )
+            .body(body)
+            .send()
+            .await
+    });
+    tx.send(b"--myframe\r\n".to_vec()).await.unwrap();
+    for i in 0..4 {
+        let frame = tagged(&corpus("jpeg_50k.jpg"), &format!("mp{i}"));
+        let mut part = format!(
+            "Content-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+            frame.len()
+        )
+        .into_bytes();
+        part.extend_from_slice(&frame);
+        part.extend_from_slice(b"\r\n--myframe\r\n");
+        tx.send(part).await.unwrap();
+        let got = viewer
+            .part_within(Duration::from_secs(10))
+            .await
+            .expect("frame not live");
+        assert_eq!(got.jpeg, frame);
+    }
+    // A PNG part is converted; a garbage part is refused and counted.
+    let mut part = b"Content-Type: image/png\r\n\r\n".to_vec();
+    part.extend_from_slice(&corpus("image.png"));
+    part.extend_from_slice(b"\r\n--myframe\r\nContent-Type: image/jpeg\r\n\r\n");
+    part.extend_from_slice(&corpus("garbage.jpg"));
+    part.extend_from_slice(b"\r\n--myframe--\r\n");
+    tx.send(part).await.unwrap();
+    drop(tx);
+    let res = upload.await.unwrap().unwrap();
+    assert_eq!(res.status(), 415);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("accepted 5 frames, refused 1"));
+    assert_eq!(decode(&viewer.part().await.jpeg), (320, 240));
+}
+
+#[tokio::test]
+async fn ffmpeg_can_push_a_multipart_stream() {
+    if std::process::Command::new("ffmpeg")
+        .arg("-version")
+        .output()
+        .is_err()
+    {
+        assert!(std::env::var_os("CI").is_none(), "ffmpeg is missing on CI");
+        eprintln!("skipping: ffmpeg is not installed");
+        return;
+    }
+    let srv = push_server(HttpOptions::default()).await;
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new("ffmpeg")
+            .args(["-nostdin", "-hide_banner", "-loglevel", "error"])
+            .args(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"])
+            .args(["-frames:v", "15", "-f", "mpjpeg"])
+            .arg(srv.url("/stream/cam"))
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("ffmpeg did not finish")
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats = srv.hub("cam").stats();
+    assert_eq!(stats.frames_published, 15, "{stats:?}");
+    assert_eq!(stats.frames_rejected, 0, "{stats:?}");
+    assert_eq!((stats.width, stats.height), (Some(320), Some(240)));
+}
