@@ -25,12 +25,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         cli.streams
     };
 
-    if args
-        .iter()
-        .filter(|a| a.source == SourceSpec::Stdin)
-        .count()
-        > 1
-    {
+    if args.iter().filter(|a| a.source.reads_stdin()).count() > 1 {
         anyhow::bail!("only one stream can read standard input");
     }
     let streams = Streams::new();

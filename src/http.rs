@@ -12,6 +12,7 @@
 //! | `GET /status` | JSON counters of every stream |
 //! | `GET /?action=stream[_N]`, `/?action=snapshot[_N]` | mjpg-streamer's URLs |
 //! | `PUT`/`POST /stream/{name}` | publish: one image, concatenated JPEGs, or a multipart stream |
+//! | `POST /stream/{name}/data` | numbers for a chart stream ([`crate::source::chart`]) |
 //!
 //! `HEAD` works on all of them; other methods get `405`, unknown paths and
 //! stream names `404`.
@@ -36,8 +37,8 @@ use tokio_util::sync::CancellationToken;
 use crate::convert::{self, ConvertOptions};
 use crate::frame::{FrameError, ImageKind};
 use crate::hub::{Hub, HubStats, PublishError, Published, SourceState, Streams, Subscriber};
-use crate::jpeg::{self, JpegError};
 use crate::multipart::{self, reader::PartReader};
+use crate::source::pipe::{Problem, Split, Splitter};
 
 /// How stream responses behave.
 #[derive(Debug, Clone)]
@@ -90,6 +91,7 @@ pub fn router(streams: Streams, opts: HttpOptions, shutdown: CancellationToken) 
         .route("/", get(root))
         .route("/stream", get(stream_first))
         .route("/stream/{name}", get(stream_named).put(push).post(push))
+        .route("/stream/{name}/data", axum::routing::post(chart_data))
         .route("/snapshot", get(snapshot_first))
         .route("/snapshot/{name}", get(snapshot_named))
         .route("/status", get(status))
@@ -449,10 +451,25 @@ async fn push(
     tally.reply(&hub)
 }
 
+/// `POST /stream/{name}/data`: samples for a chart stream, handled by
+/// [`crate::source::chart::post_data`].
+async fn chart_data(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match st.streams.get(&name) {
+        Some(hub) => crate::source::chart::post_data(&hub, &headers, &body),
+        None => no_such_stream(&st, &name),
+    }
+}
+
 /// Why pushed bytes were not published.
 #[derive(Debug)]
 enum Refusal {
     Frame(PublishError),
+    Split(Problem),
     TooLarge(usize),
     Empty,
     Body(String),
@@ -462,9 +479,8 @@ impl Refusal {
     fn status(&self) -> StatusCode {
         match self {
             Refusal::Frame(PublishError::Frame(FrameError::NotImage(_)))
-            | Refusal::Frame(PublishError::Frame(FrameError::NotJpeg(_))) => {
-                StatusCode::UNSUPPORTED_MEDIA_TYPE
-            }
+            | Refusal::Frame(PublishError::Frame(FrameError::NotJpeg(_)))
+            | Refusal::Split(Problem::Garbage { .. }) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Refusal::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -475,6 +491,14 @@ impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Refusal::Frame(e) => write!(f, "{e}"),
+            Refusal::Split(Problem::Truncated { bytes }) => write!(
+                f,
+                "truncated JPEG: the body ended {bytes} bytes into a frame, before its end-of-image marker"
+            ),
+            Refusal::Split(Problem::Garbage { .. }) => {
+                write!(f, "not an image: data after the last JPEG is not one")
+            }
+            Refusal::Split(e) => write!(f, "{e}"),
             Refusal::TooLarge(limit) => write!(f, "frame larger than the limit of {limit} bytes"),
             Refusal::Empty => write!(f, "empty body: nothing to publish"),
             Refusal::Body(e) => write!(f, "reading the body failed: {e}"),
@@ -554,49 +578,70 @@ async fn push_images(
     tally: &mut Tally,
 ) -> Result<(), Refusal> {
     let limit = opts.max_frame_bytes;
-    let mut buf = BytesMut::new();
-    let mut first = true;
+    // Until the first bytes tell what the body is.
+    let mut head = BytesMut::new();
+    let mut splitter: Option<Splitter> = None;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| Refusal::Body(e.to_string()))?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        buf.extend_from_slice(&data);
-        if first && buf.starts_with(b"--") {
-            let Some(eol) = memchr::memchr(b'\n', &buf) else {
-                if buf.len() > 200 {
-                    first = false;
+        if let Some(splitter) = splitter.as_mut() {
+            splitter.push(&data);
+            drain(hub, splitter, opts, tally).await?;
+            continue;
+        }
+        head.extend_from_slice(&data);
+        if head.starts_with(b"--") {
+            let Some(eol) = memchr::memchr(b'\n', &head) else {
+                if head.len() > limit {
+                    return Err(Refusal::TooLarge(limit));
                 }
                 continue;
             };
-            let line = String::from_utf8_lossy(&buf[2..eol]).trim().to_string();
-            if !line.is_empty() {
-                let mut reader = PartReader::new(&line, limit);
-                reader.push(&buf);
-                return read_parts(hub, body, reader, opts, tally).await;
-            }
+            let boundary = String::from_utf8_lossy(&head[2..eol]).trim().to_string();
+            let mut reader = PartReader::new(&boundary, limit);
+            reader.push(&head);
+            return read_parts(hub, body, reader, opts, tally).await;
         }
-        first = false;
-        // Split off every complete JPEG at the front of the buffer.
-        while ImageKind::detect(&buf) == ImageKind::Jpeg {
-            match jpeg::scan(&buf) {
-                Ok(info) => {
-                    let jpeg = buf.split_to(info.len).freeze();
-                    tally.publish(hub, jpeg, opts).await;
-                }
-                Err(JpegError::Truncated { .. }) => break,
-                Err(e) => {
-                    return Err(Refusal::Frame(PublishError::Frame(FrameError::Jpeg(e))));
-                }
-            }
-        }
-        if buf.len() > limit {
+        if ImageKind::detect(&head) == ImageKind::Jpeg {
+            let mut s = Splitter::new(limit);
+            s.push(&head);
+            head.clear();
+            drain(hub, &mut s, opts, tally).await?;
+            splitter = Some(s);
+        } else if head.len() > limit {
             return Err(Refusal::TooLarge(limit));
         }
     }
-    if !buf.is_empty() {
-        // What is left is a truncated JPEG, or one image in another format.
-        tally.publish(hub, buf.freeze(), opts).await;
+    match splitter.as_mut() {
+        Some(splitter) => {
+            splitter.finish();
+            drain(hub, splitter, opts, tally).await
+        }
+        // One image in another format (or too short to tell).
+        None if !head.is_empty() => {
+            tally.publish(hub, head.freeze(), opts).await;
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
+/// Publishes the frames the splitter has found; a frame it had to drop
+/// ends the push with the reason.
+async fn drain(
+    hub: &Hub,
+    splitter: &mut Splitter,
+    opts: &HttpOptions,
+    tally: &mut Tally,
+) -> Result<(), Refusal> {
+    while let Some(event) = splitter.next_event() {
+        match event {
+            Split::Frame(jpeg) => tally.publish(hub, jpeg, opts).await,
+            Split::Dropped(Problem::TooLarge { limit }) => return Err(Refusal::TooLarge(limit)),
+            Split::Dropped(problem) => return Err(Refusal::Split(problem)),
+        }
     }
     Ok(())
 }

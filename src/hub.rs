@@ -13,6 +13,7 @@
 //! same bytes.
 
 use bytes::Bytes;
+use std::any::Any;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -98,6 +99,9 @@ struct Inner {
     rate: Mutex<RateMeter>,
     last_error: Mutex<Option<String>>,
     source: Mutex<SourceState>,
+    /// What the source hung on the hub for routes to find; see
+    /// [`Hub::set_attachment`].
+    attachment: Mutex<Option<Arc<dyn Any + Send + Sync>>>,
 }
 
 /// What the stream's source is doing, as shown by `/status`.
@@ -138,6 +142,7 @@ impl Hub {
                 rate: Mutex::new(RateMeter::default()),
                 last_error: Mutex::new(None),
                 source: Mutex::new(SourceState::Idle),
+                attachment: Mutex::new(None),
             }),
         }
     }
@@ -213,6 +218,21 @@ impl Hub {
     /// Records what the stream's source is doing, for `/status`.
     pub fn set_source_state(&self, state: SourceState) {
         *lock(&self.inner.source) = state;
+    }
+
+    /// Hangs `value` on the hub, replacing what was there, so that HTTP
+    /// routes can reach the stream's source: a chart stream attaches its
+    /// [`Chart`](crate::source::chart::Chart), which
+    /// `POST /stream/NAME/data` feeds. The hub only keeps it; it knows
+    /// nothing of its type.
+    pub fn set_attachment(&self, value: Arc<dyn Any + Send + Sync>) {
+        *lock(&self.inner.attachment) = Some(value);
+    }
+
+    /// What [`Hub::set_attachment`] hung on the hub, if it is a `T`.
+    pub fn attachment<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        let value = lock(&self.inner.attachment).clone()?;
+        value.downcast::<T>().ok()
     }
 
     /// The newest frame, if any was published yet. Never waits.

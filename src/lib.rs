@@ -11,14 +11,21 @@
 //!
 //! | module | role |
 //! | --- | --- |
-//! | [`source`] | tasks that produce images: [`source::demo`], [`source::dir`] |
+//! | [`source`] | tasks that produce images: [`source::demo`], [`source::dir`], [`source::watch`], [`source::pipe`] (stdin, commands), [`source::relay`], and `push` through [`http`] |
 //! | [`jpeg`] | marker parsing: is this a whole JPEG, where does it end |
+//! | [`convert`] | any image format to a JPEG frame, off the async workers |
 //! | [`frame`] | [`Frame`]: a checked JPEG in shared [`bytes::Bytes`] |
 //! | [`hub`] | [`Hub`]: one per stream, the newest frame for every viewer |
-//! | [`multipart`] | the wire format, encoded once per frame |
-//! | [`http`] | the routes: stream, snapshot, index, status, mjpg-streamer URLs |
+//! | [`multipart`] | the wire format, encoded once per frame; [`multipart::reader`] reads other servers' |
+//! | [`http`] | the routes: stream, snapshot, push, index, status, mjpg-streamer URLs |
 //! | [`server`] | accept loop, connection limit, graceful shutdown |
 //! | [`config`], [`cli`] | the command line and the standalone server |
+//!
+//! A frame's path: a source hands bytes to [`convert`] (or the splitter in
+//! [`source::pipe`]), which checks them with [`jpeg`] and makes a [`Frame`];
+//! [`Hub::publish`] encodes its part header once and swaps it in as the
+//! newest frame; each viewer's body in [`http`] takes the newest frame when
+//! its socket has room and writes header, JPEG and trailer by reference.
 //!
 //! ## Publishing frames from Rust
 //!
@@ -36,6 +43,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod convert;

@@ -9,6 +9,10 @@
 //! Without `/usr/bin/chromium` the test is skipped on a developer machine
 //! and fails when `CI` is set (CI installs it: `apt-get install chromium`).
 //! A screenshot of the page is left in `target/browser-index.png`.
+//!
+//! A second test does the same for a chart stream: numbers posted to
+//! `/stream/cpu/data` show up as a chart in the page's `<img>`; its
+//! screenshot is `target/browser-chart.png`.
 
 use futures_util::{SinkExt, StreamExt};
 use mjpeg_server::source::{SourceOptions, SourceSpec};
@@ -207,10 +211,15 @@ struct Sample {
 }
 
 async fn sample(cdp: &mut Cdp) -> Sample {
+    sample_of(cdp, "/stream/demo").await
+}
+
+/// Like [`sample`], for the `<img>` whose URL ends with `suffix`.
+async fn sample_of(cdp: &mut Cdp, suffix: &str) -> Sample {
     let v = cdp
         .eval(
-            r#"(() => {
-                const img = [...document.images].find(i => i.src.endsWith('/stream/demo'));
+            &r#"(() => {
+                const img = [...document.images].find(i => i.src.endsWith('SUFFIX'));
                 const c = document.createElement('canvas');
                 c.width = img.naturalWidth;
                 c.height = img.naturalHeight;
@@ -230,7 +239,8 @@ async fn sample(cdp: &mut Cdp) -> Sample {
                 const mean = sum / n;
                 return { width: c.width, height: c.height, hash: hash >>> 0,
                          mean, variance: sumSq / n - mean * mean };
-            })()"#,
+            })()"#
+                .replace("SUFFIX", suffix),
         )
         .await;
     Sample {
@@ -246,6 +256,180 @@ async fn sample(cdp: &mut Cdp) -> Sample {
 fn screenshot_path() -> PathBuf {
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
     tmp.parent().unwrap_or(tmp).join("browser-index.png")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn index_page_shows_a_live_chart_in_chromium() {
+    if !Path::new(CHROMIUM).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{CHROMIUM} is missing, but CI is set: the browser test must run in CI"
+        );
+        eprintln!("skipping the chart browser test: {CHROMIUM} not found");
+        return;
+    }
+    let started = Instant::now();
+    match tokio::time::timeout(OVERALL, run_chart()).await {
+        Ok(()) => eprintln!("chart browser test took {:.1?}", started.elapsed()),
+        Err(_) => panic!("chart browser test did not finish within {OVERALL:?}"),
+    }
+}
+
+/// Samples for the chart at times `from..to` (seconds before now): two
+/// wavy series, one sample every 0.25 s, as one JSON batch.
+fn chart_batch(from: f64, to: f64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let mut items = Vec::new();
+    let mut s = from;
+    while s <= to {
+        let t = now - s;
+        items.push(json!({
+            "t": t,
+            "load": 0.5 + 0.3 * (t * 0.4).sin() + 0.05 * (t * 3.0).sin(),
+            "temp": 0.4 + 0.2 * (t * 0.1).cos(),
+        }));
+        s += 0.25;
+    }
+    items.reverse();
+    Value::Array(items).to_string()
+}
+
+async fn run_chart() {
+    // The real server with one chart stream, 800×450, as `--stream
+    // cpu=chart#title=…` would make it.
+    let streams = Streams::new();
+    let hub = streams.add("cpu").unwrap();
+    let server = Server::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        streams.clone(),
+        ServerOptions::default(),
+    )
+    .await
+    .unwrap();
+    let addr = server.local_addr();
+    let token = server.shutdown_token();
+    let _stop_server = token.clone().drop_guard();
+    tokio::spawn(server.run());
+    let spec: SourceSpec = "chart#title=CPU load (browser test)#ymin=0#fps=20"
+        .parse()
+        .unwrap();
+    spec.spawn(hub, SourceOptions::default(), token.clone());
+    let index_url = format!("http://{addr}/");
+    let data_url = format!("{index_url}stream/cpu/data");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(STEP)
+        .build()
+        .unwrap();
+    let res = http
+        .post(&data_url)
+        .header("content-type", "application/json")
+        .body(chart_batch(30.0, 60.0))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204, "{}", res.text().await.unwrap());
+
+    let chromium = Chromium::launch(&index_url).await;
+    let ws_url = page_websocket_url(&http, chromium.devtools_port, &index_url).await;
+    let mut cdp = Cdp::connect(&ws_url).await;
+    cdp.call("Runtime.enable", json!({})).await;
+
+    // 1. The chart's <img> decodes to the chart's 800×450.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let img = loop {
+        let state = cdp
+            .eval(
+                r#"(() => {
+                    const img = [...document.images].find(i => i.src.endsWith('/stream/cpu'));
+                    return {
+                        src: img ? img.src : null,
+                        width: img ? img.naturalWidth : null,
+                        height: img ? img.naturalHeight : null,
+                    };
+                })()"#,
+            )
+            .await;
+        if state["width"].as_u64().unwrap_or(0) > 0 {
+            break state;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the chart's <img> did not load within 10 s: {state}\nchromium stderr:\n{}",
+            chromium.stderr_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!("chart img: {img}");
+    assert_eq!(
+        (img["width"].as_u64(), img["height"].as_u64()),
+        (Some(800), Some(450)),
+        "{img}"
+    );
+
+    // 2. It is a picture, not a blank: a chart has a background, lines
+    // and text, so its luma varies.
+    let first = sample_of(&mut cdp, "/stream/cpu").await;
+    eprintln!("chart sample: {first:?}");
+    assert_eq!((first.width, first.height), (800, 450), "{first:?}");
+    assert!(
+        first.variance > 50.0 && (2.0..253.0).contains(&first.mean),
+        "the chart looks blank: {first:?}"
+    );
+
+    // 3. New samples change the picture in the browser. Chrome shows a
+    // part once the next one begins; the server's idle re-send (1 s)
+    // provides that next part.
+    let res = http
+        .post(&data_url)
+        .header("content-type", "application/json")
+        .body(chart_batch(0.0, 29.9))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let last = loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let s = sample_of(&mut cdp, "/stream/cpu").await;
+        if s.hash != first.hash {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the chart did not change in the browser within 10 s of new data"
+        );
+    };
+    assert!(last.variance > 50.0, "{last:?}");
+    // Give Chrome a moment to paint the newest frame before the shot.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // 4. A screenshot for humans.
+    let shot = cdp
+        .call("Page.captureScreenshot", json!({ "format": "png" }))
+        .await;
+    let png = base64_decode(shot["data"].as_str().expect("screenshot data"));
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    let path = screenshot_path().with_file_name("browser-chart.png");
+    std::fs::write(&path, &png).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    eprintln!("screenshot: {} ({} bytes)", path.display(), png.len());
+
+    let noise: Vec<&Value> = cdp
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e["method"].as_str(),
+                Some("Runtime.exceptionThrown" | "Runtime.consoleAPICalled")
+            )
+        })
+        .collect();
+    assert!(noise.is_empty(), "the page logged or threw: {noise:?}");
+    drop(cdp);
+    drop(chromium);
 }
 
 /// A headless Chromium with a fresh profile, killed (with every process it

@@ -320,3 +320,48 @@ async fn no_flags_serves_the_demo_on_port_8080() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test]
+async fn every_source_kind_starts_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let frame = dir.path().join("frame.jpg");
+    std::fs::write(&frame, tagged(&corpus("jpeg_5k.jpg"), "file")).unwrap();
+    let p = Proc::start(&[
+        "--stream",
+        &format!("w=watch:{}", frame.display()),
+        "--stream",
+        &format!("e=exec:cat {}", frame.display()),
+        "--stream",
+        "p=push",
+        "--stream",
+        &format!("d=dir:{}", dir.path().display()),
+    ]);
+    for name in ["w", "e", "d"] {
+        let mut c = RawClient::stream(p.addr, &format!("/stream/{name}")).await;
+        assert_eq!(c.part().await.tag().as_deref(), Some("file"), "{name}");
+    }
+    let http = reqwest::Client::new();
+    let res = http
+        .put(format!("http://{}/stream/p", p.addr))
+        .body(corpus("image.png"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let status: serde_json::Value = http
+        .get(format!("http://{}/status", p.addr))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let states: Vec<&str> = status["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["source"]["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states.len(), 4);
+    assert_eq!(states[2], "running", "push after a frame: {status}");
+}

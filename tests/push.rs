@@ -89,6 +89,11 @@ async fn bad_pushes_get_the_right_status_and_lose_nothing() {
         (corpus("empty.jpg"), 400, "empty"),
         (corpus("garbage.jpg"), 415, "not an image"),
         (
+            [corpus("jpeg_5k.jpg"), b"trailing junk".to_vec()].concat(),
+            415,
+            "not an image",
+        ),
+        (
             b"<!DOCTYPE html><h1>502 Bad Gateway</h1>".to_vec(),
             415,
             "HTML",
@@ -105,7 +110,8 @@ async fn bad_pushes_get_the_right_status_and_lose_nothing() {
         let text = res.text().await.unwrap();
         assert!(text.contains(says), "{text:?} does not say {says:?}");
     }
-    // The stream still serves the last good frame.
+    // The stream still serves the last good frame: the JPEG that came
+    // before the trailing junk.
     let snap = http
         .get(srv.url("/snapshot/cam"))
         .send()
@@ -114,7 +120,10 @@ async fn bad_pushes_get_the_right_status_and_lose_nothing() {
         .bytes()
         .await
         .unwrap();
-    assert_eq!(snap.as_ref(), good.as_slice());
+    assert!(
+        snap.as_ref() == corpus("jpeg_5k.jpg").as_slice(),
+        "not the last good frame"
+    );
     let status: serde_json::Value = http
         .get(srv.url("/status"))
         .send()
@@ -123,8 +132,9 @@ async fn bad_pushes_get_the_right_status_and_lose_nothing() {
         .json()
         .await
         .unwrap();
-    assert_eq!(status["streams"][0]["frames_published"], 1);
-    assert_eq!(status["streams"][0]["frames_rejected"], 6);
+    // The JPEG before the trailing junk was published.
+    assert_eq!(status["streams"][0]["frames_published"], 2);
+    assert_eq!(status["streams"][0]["frames_rejected"], 7);
     assert!(status["streams"][0]["last_error"]
         .as_str()
         .unwrap()

@@ -427,3 +427,42 @@ async fn a_refusing_upstream_is_retried_and_reported() {
     )
     .await;
 }
+
+/// The latency one relay hop adds, for the docs: not a pass/fail timing.
+/// `cargo test --release --test relay -- --ignored --nocapture hop_latency`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn hop_latency() {
+    let origin = TestServer::start(&["cam"], ServerOptions::default()).await;
+    let relay = relay_server(quick(origin.url("/stream/cam"))).await;
+    let hub = origin.hub("cam");
+    hub.publish_jpeg(tagged(&corpus("jpeg_50k.jpg"), "warm"))
+        .unwrap();
+    let mut direct = RawClient::stream(origin.addr, "/stream/cam").await;
+    let mut relayed = RawClient::stream(relay.addr, "/stream/r").await;
+    direct.part().await;
+    relayed.part().await;
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let (mut d, mut r) = (Vec::new(), Vec::new());
+    for i in 0..200 {
+        hub.publish_jpeg(tagged(&corpus("jpeg_50k.jpg"), &i.to_string()))
+            .unwrap();
+        let p = direct.part().await;
+        d.push(now() - p.timestamp());
+        let p = relayed.part().await;
+        r.push(now() - p.timestamp());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stats = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2] * 1e3, v[v.len() * 99 / 100] * 1e3)
+    };
+    let (dm, d99) = stats(&mut d);
+    let (rm, r99) = stats(&mut r);
+    println!("50 KB frames, 200 samples: direct p50 {dm:.3} ms p99 {d99:.3} ms; through one relay p50 {rm:.3} ms p99 {r99:.3} ms");
+}

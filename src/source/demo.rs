@@ -25,18 +25,28 @@ pub const WIDTH: u32 = 640;
 /// Height of the demo picture.
 pub const HEIGHT: u32 = 360;
 
-/// Publishes a demo frame every `interval` until `shutdown`.
+/// With nobody watching, the picture is redrawn only this often, so that a
+/// snapshot still shows the time while an idle server uses next to no CPU.
+const IDLE_REFRESH: Duration = Duration::from_secs(1);
+
+/// Publishes a demo frame every `interval` until `shutdown`, or once a
+/// second while the stream has no viewers.
 ///
 /// Drawing and JPEG encoding take milliseconds of CPU, so they run on the
 /// blocking pool, never on the async workers that serve clients.
 pub async fn run(hub: Hub, interval: Duration, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let viewers = hub.watch_clients();
     let mut n: u64 = 0;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        let idle = *viewers.borrow() == 0;
+        if idle && hub.latest().is_some_and(|p| p.age() < IDLE_REFRESH) {
+            continue;
         }
         n += 1;
         let now = SystemTime::now();

@@ -13,14 +13,18 @@
 //! | `stdin` | [`pipe`] | concatenated JPEGs on standard input |
 //! | `exec:COMMAND` | [`pipe`] | concatenated JPEGs from a command's stdout, restarted when it exits |
 //! | `relay:URL` | [`relay`] | another MJPEG stream or snapshot URL |
+//! | `chart`, `chart:stdin` | [`chart`] | a live chart of numbers posted to `/stream/NAME/data` (or read from stdin) |
+//! | `synthetic:PATH` | [`synthetic`] | one fixed image at a fixed rate (`#fps=30`, `#fps=max`), for benchmarks |
 //!
 //! Options follow the argument after `#`: `watch:./spool/#pattern=*.png#delete`,
 //! `relay:http://cam/stream#always#linger=10`.
 
+pub mod chart;
 pub mod demo;
 pub mod dir;
 pub mod pipe;
 pub mod relay;
+pub mod synthetic;
 pub mod watch;
 
 use std::fmt;
@@ -50,6 +54,10 @@ pub enum SourceSpec {
     Exec(String),
     /// Another server's stream.
     Relay(RelaySpec),
+    /// A live chart of numbers posted over HTTP (and read from stdin).
+    Chart(chart::ChartSpec),
+    /// One fixed image published at a fixed rate, for benchmarks.
+    Synthetic(PathBuf, synthetic::Rate),
 }
 
 /// What `relay:URL#…` asks for.
@@ -67,7 +75,7 @@ pub struct RelaySpec {
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// The spec names no known kind of source.
-    #[error("unknown source {0:?}: use demo, dir:PATH, watch:PATH, push, stdin, exec:COMMAND or relay:URL")]
+    #[error("unknown source {0:?}: use demo, dir:PATH, watch:PATH, push, stdin, exec:COMMAND, relay:URL, synthetic:PATH or chart")]
     Unknown(String),
     /// An option after `#` that the source does not know or a bad value.
     #[error("source {spec:?}: {why}")]
@@ -103,6 +111,13 @@ impl FromStr for SourceSpec {
             spec: s.to_string(),
             why,
         };
+        // Chart options may hold a ':' (`#title=CPU: load`), so `chart` is
+        // recognised before splitting at the first ':'.
+        if let Some(rest) = s.strip_prefix("chart") {
+            if rest.is_empty() || rest.starts_with(['#', ':']) {
+                return parse_chart(rest).map(SourceSpec::Chart).map_err(bad);
+            }
+        }
         let (kind, arg) = match s.split_once(':') {
             Some((kind, arg)) => (kind, Some(arg)),
             None => (s, None),
@@ -172,9 +187,57 @@ impl FromStr for SourceSpec {
                 }
                 Ok(SourceSpec::Relay(spec))
             }
+            ("synthetic", Some(arg)) => {
+                let (path, options) = split_options(arg);
+                if path.is_empty() {
+                    return Err(bad(
+                        "synthetic: needs an image, e.g. synthetic:tests/data/jpeg_50k.jpg#fps=30"
+                            .into(),
+                    ));
+                }
+                let mut rate = synthetic::Rate::Default;
+                for (key, value) in options {
+                    match (key, value) {
+                        ("fps", Some(v)) => {
+                            rate = synthetic::Rate::parse(v)
+                                .map_err(|e| bad(format!("fps={v}: {e}")))?
+                        }
+                        _ => {
+                            return Err(bad(format!(
+                                "unknown option {key:?} for synthetic: use fps=N or fps=max"
+                            )))
+                        }
+                    }
+                }
+                Ok(SourceSpec::Synthetic(PathBuf::from(path), rate))
+            }
             _ => Err(SourceError::Unknown(s.to_string())),
         }
     }
+}
+
+/// `chart` options: what follows `chart`, i.e. nothing, `#key=value…`,
+/// `:stdin` or `:stdin#key=value…`.
+fn parse_chart(rest: &str) -> Result<chart::ChartSpec, String> {
+    let (input, options) = split_options(rest);
+    let stdin = match input {
+        "" => false,
+        ":stdin" => true,
+        other => {
+            return Err(format!(
+                "chart{other}: use chart or chart:stdin, options after #"
+            ))
+        }
+    };
+    let mut spec = chart::ChartSpec {
+        stdin,
+        options: chart::ChartOptions::default(),
+    };
+    for (key, value) in options {
+        spec.options.set(key, value)?;
+    }
+    spec.options.validate()?;
+    Ok(spec)
 }
 
 /// Splits `ARG#key=value#flag` into the argument and its options.
@@ -208,6 +271,8 @@ impl fmt::Display for SourceSpec {
             SourceSpec::Stdin => write!(f, "stdin"),
             SourceSpec::Exec(cmd) => write!(f, "exec:{cmd}"),
             SourceSpec::Relay(r) => write!(f, "relay:{}", r.url),
+            SourceSpec::Chart(c) => write!(f, "{c}"),
+            SourceSpec::Synthetic(p, _) => write!(f, "synthetic:{}", p.display()),
         }
     }
 }
@@ -243,10 +308,20 @@ impl SourceSpec {
             | SourceSpec::Push
             | SourceSpec::Stdin
             | SourceSpec::Exec(_)
-            | SourceSpec::Relay(_) => Ok(()),
+            | SourceSpec::Relay(_)
+            | SourceSpec::Chart(_) => Ok(()),
             SourceSpec::Dir(path) => dir::check(path).await,
             SourceSpec::Watch(path, opts) => watch::check(path, opts).await,
+            SourceSpec::Synthetic(path, _) => synthetic::check(path).await,
         }
+    }
+
+    /// Whether the source reads standard input, which only one stream can.
+    pub fn reads_stdin(&self) -> bool {
+        matches!(
+            self,
+            SourceSpec::Stdin | SourceSpec::Chart(chart::ChartSpec { stdin: true, .. })
+        )
     }
 
     /// Starts the source publishing into `hub` until `shutdown`. Returns
@@ -279,6 +354,14 @@ impl SourceSpec {
                 r.convert = opts.convert;
                 tokio::spawn(relay::run(r, hub, shutdown))
             }
+            SourceSpec::Synthetic(path, rate) => tokio::spawn(synthetic::run(
+                path,
+                rate.interval(opts.interval),
+                opts.convert,
+                hub,
+                shutdown,
+            )),
+            SourceSpec::Chart(spec) => chart::spawn(spec, hub, shutdown),
             SourceSpec::Push => {
                 hub.set_accepts_push(true);
                 hub.set_source_state(SourceState::Waiting("no frame pushed yet".into()));
@@ -329,6 +412,10 @@ mod tests {
             SourceSpec::Exec("ffmpeg -i x -f mjpeg - # comment".into())
         );
         assert_eq!("stdin".parse::<SourceSpec>().unwrap(), SourceSpec::Stdin);
+        assert_eq!(
+            "synthetic:a.jpg#fps=max".parse::<SourceSpec>().unwrap(),
+            SourceSpec::Synthetic("a.jpg".into(), synthetic::Rate::Max)
+        );
         for bad in [
             "",
             "dir:",
@@ -343,6 +430,9 @@ mod tests {
             "relay:ftp://x",
             "relay:nota url",
             "relay:http://x#never",
+            "synthetic:",
+            "synthetic:a.jpg#fps=0",
+            "synthetic:a.jpg#rate=1",
         ] {
             let err = bad.parse::<SourceSpec>().unwrap_err().to_string();
             assert!(!err.is_empty(), "{bad}");
@@ -352,5 +442,55 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown option \"bogus\""), "{err}");
+    }
+
+    #[test]
+    fn chart_specs_parse() {
+        assert_eq!(
+            "chart".parse::<SourceSpec>().unwrap(),
+            SourceSpec::Chart(chart::ChartSpec::default())
+        );
+        let spec: SourceSpec =
+            "chart:stdin#title=CPU: load#window=60#ymin=0#ymax=1#size=640x360#theme=light#style=area#colors=ff0000,00ff00#fps=5"
+                .parse()
+                .unwrap();
+        assert_eq!(
+            spec,
+            SourceSpec::Chart(chart::ChartSpec {
+                stdin: true,
+                options: chart::ChartOptions {
+                    title: Some("CPU: load".into()),
+                    window: Duration::from_secs(60),
+                    y_min: Some(0.0),
+                    y_max: Some(1.0),
+                    width: 640,
+                    height: 360,
+                    theme: chart::Theme::Light,
+                    style: chart::Style::Area,
+                    colors: vec![[255, 0, 0], [0, 255, 0]],
+                    max_fps: 5.0,
+                },
+            })
+        );
+        assert!(spec.reads_stdin());
+        assert_eq!(spec.to_string(), "chart:stdin");
+        let spec: SourceSpec = "chart#style=line".parse().unwrap();
+        assert!(!spec.reads_stdin());
+        assert_eq!(spec.to_string(), "chart");
+        for (bad, says) in [
+            ("chart:file", "chart or chart:stdin"),
+            ("chart#size=big", "WIDTHxHEIGHT"),
+            ("chart#ymin=2#ymax=1", "below"),
+            ("chart#bogus=1", "unknown option \"bogus\""),
+            ("chart:stdin#theme", "needs a value"),
+        ] {
+            let err = bad.parse::<SourceSpec>().unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+        // `charts` is not `chart`.
+        assert!(matches!(
+            "charts".parse::<SourceSpec>(),
+            Err(SourceError::Unknown(_))
+        ));
     }
 }

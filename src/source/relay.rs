@@ -26,8 +26,8 @@ use tokio_util::sync::CancellationToken;
 use crate::convert::{self, ConvertOptions};
 use crate::frame::ImageKind;
 use crate::hub::{Hub, SourceState};
-use crate::jpeg::{self, JpegError};
 use crate::multipart::reader::{boundary_from_content_type, PartReader};
+use crate::source::pipe::{Split, Splitter};
 
 /// How a relay behaves.
 #[derive(Debug, Clone)]
@@ -331,7 +331,7 @@ enum Reader {
     /// A multipart stream.
     Parts(Box<PartReader>),
     /// JPEGs back to back with no framing.
-    Jpegs { buf: BytesMut, max: usize },
+    Jpegs(Box<Splitter>),
     /// One image (a snapshot URL): the whole body.
     Image { buf: BytesMut, max: usize },
 }
@@ -357,7 +357,8 @@ impl Reader {
     fn push(&mut self, chunk: &[u8]) -> Result<(), UpstreamError> {
         match self {
             Reader::Parts(r) => r.push(chunk),
-            Reader::Jpegs { buf, .. } | Reader::Image { buf, .. } => buf.extend_from_slice(chunk),
+            Reader::Jpegs(s) => s.push(chunk),
+            Reader::Image { buf, .. } => buf.extend_from_slice(chunk),
             Reader::Sniffing { buf, max } => {
                 buf.extend_from_slice(chunk);
                 let max = *max;
@@ -368,10 +369,9 @@ impl Reader {
                     r.push(buf);
                     *self = Reader::Parts(Box::new(r));
                 } else if ImageKind::detect(buf) == ImageKind::Jpeg {
-                    *self = Reader::Jpegs {
-                        buf: std::mem::take(buf),
-                        max,
-                    };
+                    let mut s = Splitter::new(max);
+                    s.push(buf);
+                    *self = Reader::Jpegs(Box::new(s));
                 } else if buf.len() > 4096 {
                     let kind = ImageKind::detect(buf);
                     return Err(UpstreamError::NotMjpeg(kind.to_string()));
@@ -397,22 +397,12 @@ impl Reader {
                     }
                 }
             },
-            Reader::Jpegs { buf, max } => loop {
-                match jpeg::scan(buf) {
-                    Ok(info) => return Some((buf.split_to(info.len).freeze(), None)),
-                    Err(JpegError::Truncated { .. }) if buf.len() <= *max => return None,
-                    Err(e) => {
-                        hub.reject(&format!("upstream: {e}"));
-                        // Resync on the next start of image.
-                        match memchr::memmem::find(&buf[1..], &[0xFF, 0xD8, 0xFF]) {
-                            Some(at) => {
-                                let _ = buf.split_to(at + 1);
-                            }
-                            None => {
-                                buf.clear();
-                                return None;
-                            }
-                        }
+            Reader::Jpegs(s) => loop {
+                match s.next_event()? {
+                    Split::Frame(jpeg) => return Some((jpeg, None)),
+                    Split::Dropped(problem) => {
+                        tracing::warn!(stream = hub.name(), "upstream: {problem}");
+                        hub.reject(&problem);
                     }
                 }
             },

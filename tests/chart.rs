@@ -1,0 +1,427 @@
+//! Chart streams over real HTTP: numbers posted (or written to stdin, or
+//! pushed from Rust) come out as JPEG frames of the configured size; frames
+//! are made when data changes and only then; bad samples are refused with
+//! the field named.
+
+mod common;
+
+use common::*;
+use mjpeg_server::http::HttpOptions;
+use mjpeg_server::source::chart::{Chart, ChartOptions, PALETTE};
+use mjpeg_server::source::{SourceOptions, SourceSpec};
+use mjpeg_server::ServerOptions;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A server whose stream `cpu` is the chart `spec` and `cam` a push
+/// stream, with the idle re-send off so that every part on the wire is a
+/// new frame.
+async fn chart_server(spec: &str) -> TestServer {
+    let srv = TestServer::start(
+        &["cpu", "cam"],
+        ServerOptions {
+            http: HttpOptions {
+                resend_after: None,
+                ..HttpOptions::default()
+            },
+            ..ServerOptions::default()
+        },
+    )
+    .await;
+    let spec: SourceSpec = spec.parse().unwrap();
+    spec.spawn(srv.hub("cpu"), SourceOptions::default(), srv.token.clone());
+    srv.hub("cam").set_accepts_push(true);
+    wait_first_frame(&srv).await;
+    srv
+}
+
+/// Waits for the empty chart a chart stream starts with.
+async fn wait_first_frame(srv: &TestServer) {
+    for _ in 0..500 {
+        if srv.hub("cpu").latest().is_some() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the chart published no first frame");
+}
+
+/// Waits until the hub has published `n` frames.
+async fn wait_frames(hub: &mjpeg_server::Hub, n: u64) {
+    for _ in 0..1000 {
+        if hub.stats().frames_published >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "{n} frames expected, {} published",
+        hub.stats().frames_published
+    );
+}
+
+async fn post(srv: &TestServer, path: &str, content_type: &str, body: &str) -> (u16, String) {
+    let res = reqwest::Client::new()
+        .post(srv.url(path))
+        .header("content-type", content_type)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+/// Decodes a JPEG into its size and RGB pixels.
+fn pixels(jpeg: &[u8]) -> (usize, usize, Vec<u8>) {
+    let mut d = zune_jpeg::JpegDecoder::new(jpeg);
+    let rgb = d.decode().expect("frame does not decode");
+    let (w, h) = d.dimensions().unwrap();
+    (w, h, rgb)
+}
+
+/// How many pixels are close to `color` (JPEG moves colours a little).
+fn count_color(rgb: &[u8], color: [u8; 3]) -> usize {
+    rgb.chunks_exact(3)
+        .filter(|p| {
+            p.iter()
+                .zip(color)
+                .all(|(a, b)| (i16::from(*a) - i16::from(b)).abs() < 40)
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn posted_samples_become_a_jpeg_of_the_configured_size() {
+    let srv = chart_server("chart#size=640x360#title=CPU#fps=50").await;
+    let mut viewer = RawClient::stream(srv.addr, "/stream/cpu").await;
+    let empty = viewer.part().await;
+    assert_eq!(decode(&empty.jpeg), (640, 360));
+    let (_, _, rgb) = pixels(&empty.jpeg);
+    assert_eq!(
+        count_color(&rgb, PALETTE[0]),
+        0,
+        "an empty chart has no series"
+    );
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    // A JSON batch: 30 samples of two series over the last 30 s.
+    let batch: Vec<serde_json::Value> = (0..30)
+        .map(|i| {
+            let i = f64::from(i);
+            serde_json::json!({"t": now - 30.0 + i, "load": 0.4 + 0.01 * i, "temp": 61.5 - i})
+        })
+        .collect();
+    let batch = serde_json::Value::Array(batch).to_string();
+    let (status, text) = post(&srv, "/stream/cpu/data", "application/json", &batch).await;
+    assert_eq!(status, 204, "{text}");
+    let part = viewer.part_within(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(part.get("Content-Type"), Some("image/jpeg"));
+    let (w, h, rgb) = pixels(&part.jpeg);
+    assert_eq!((w, h), (640, 360));
+    // The first series' colour is there (line and legend swatch).
+    assert!(count_color(&rgb, PALETTE[0]) > 50, "no series drawn");
+    assert!(
+        count_color(&rgb, PALETTE[1]) > 50,
+        "second series not drawn"
+    );
+
+    // Text lines work the same way, and the snapshot is the newest frame.
+    let (status, text) = post(
+        &srv,
+        "/stream/cpu/data",
+        "text/plain",
+        "load=0.3 temp=62\nload=0.35\n",
+    )
+    .await;
+    assert_eq!(status, 204, "{text}");
+    let part = viewer.part_within(Duration::from_secs(10)).await.unwrap();
+    let snap = reqwest::get(srv.url("/snapshot/cpu"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(snap.as_ref(), part.jpeg.as_slice());
+    let status: serde_json::Value = reqwest::get(srv.url("/status"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["streams"][0]["source"]["state"], "running");
+    assert_eq!(status["streams"][0]["width"], 640);
+}
+
+#[tokio::test]
+async fn frames_change_with_data_and_not_otherwise() {
+    let srv = chart_server("chart#fps=4").await;
+    let hub = srv.hub("cpu");
+    let mut viewer = RawClient::stream(srv.addr, "/stream/cpu").await;
+    let first = viewer.part().await;
+
+    // No data, no frame (the idle re-send is off).
+    assert!(
+        viewer
+            .part_within(Duration::from_millis(1500))
+            .await
+            .is_none(),
+        "a frame arrived without new data"
+    );
+
+    // New data, a new frame: new bytes, new X-Timestamp.
+    let (status, _) = post(&srv, "/stream/cpu/data", "text/plain", "a=1").await;
+    assert_eq!(status, 204);
+    let second = viewer.part_within(Duration::from_secs(10)).await.unwrap();
+    assert_ne!(second.jpeg, first.jpeg);
+    assert!(second.timestamp() > first.timestamp());
+    assert!(
+        viewer
+            .part_within(Duration::from_millis(1500))
+            .await
+            .is_none(),
+        "a second frame arrived for one sample"
+    );
+
+    // A burst of samples is coalesced: at most `fps` frames a second.
+    let before = hub.stats().frames_published;
+    let began = Instant::now();
+    for i in 0..40 {
+        let (status, _) = post(&srv, "/stream/cpu/data", "text/plain", &format!("a={i}")).await;
+        assert_eq!(status, 204);
+    }
+    let burst = began.elapsed().as_secs_f64();
+    // Let the last frame of the burst out.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let frames = hub.stats().frames_published - before;
+    let allowed = (burst * 4.0).ceil() as u64 + 2;
+    assert!(
+        (1..=allowed).contains(&frames),
+        "40 samples in {burst:.2} s made {frames} frames; the cap allows {allowed}"
+    );
+    // The viewer sees the newest data: a frame, then quiet again.
+    let mut last = viewer.part_within(Duration::from_secs(10)).await.unwrap();
+    while let Some(p) = viewer.part_within(Duration::from_millis(800)).await {
+        last = p;
+    }
+    assert_eq!(last.jpeg, hub.latest().unwrap().jpeg().as_ref());
+}
+
+#[tokio::test]
+async fn bad_samples_get_400_naming_the_field_and_change_nothing() {
+    let srv = chart_server("chart#fps=50").await;
+    let hub = srv.hub("cpu");
+    let (status, _) = post(&srv, "/stream/cpu/data", "text/plain", "good=1").await;
+    assert_eq!(status, 204);
+    // The empty chart, then the one with the sample (drawing takes a while
+    // in a debug build).
+    wait_frames(&hub, 2).await;
+    let published = hub.stats().frames_published;
+    let chart = Chart::of(&hub).expect("a chart stream has a chart");
+    assert_eq!(chart.counts(), (1, 1));
+
+    for (content_type, body, says) in [
+        (
+            "application/json",
+            r#"{"load": "high"}"#,
+            r#"field "load": "high" is not a number"#,
+        ),
+        (
+            "application/json",
+            r#"{"load": 1, "temp": null}"#,
+            r#"field "temp""#,
+        ),
+        (
+            "application/json",
+            r#"{"load": 1, "t": "now"}"#,
+            r#"field "t""#,
+        ),
+        ("application/json", r#"{}"#, "no values"),
+        ("application/json", r#"{"load": 1"#, "bad JSON"),
+        (
+            "text/plain",
+            "load=1\nload=0.5 temp=hot\n",
+            r#"line 2: field "temp": "hot" is not a number"#,
+        ),
+        ("text/plain", "load 1", "is not name=value"),
+        ("text/plain", "t=1700000000000 load=1", "milliseconds"),
+        // No Content-Type: a body starting with '{' is JSON.
+        ("", r#"{"x": true}"#, r#"field "x""#),
+    ] {
+        let (status, text) = post(&srv, "/stream/cpu/data", content_type, body).await;
+        assert_eq!(status, 400, "{body}: {text}");
+        assert!(
+            text.contains(says),
+            "{body}: {text:?} does not say {says:?}"
+        );
+    }
+    // Nothing of a refused body was taken, and no frame was made.
+    assert_eq!(chart.counts(), (1, 1));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(hub.stats().frames_published, published);
+
+    // Too many series.
+    let many: Vec<String> = (0..20).map(|i| format!("s{i}=1")).collect();
+    let (status, text) = post(&srv, "/stream/cpu/data", "text/plain", &many.join(" ")).await;
+    assert_eq!(status, 400);
+    assert!(text.contains("at most 16 series"), "{text}");
+
+    // Unknown stream, a stream that is not a chart, the wrong method.
+    let (status, text) = post(&srv, "/stream/nope/data", "text/plain", "a=1").await;
+    assert_eq!(status, 404, "{text}");
+    let (status, text) = post(&srv, "/stream/cam/data", "text/plain", "a=1").await;
+    assert_eq!(status, 409, "{text}");
+    assert!(text.contains("not a chart"), "{text}");
+    let res = reqwest::get(srv.url("/stream/cpu/data")).await.unwrap();
+    assert_eq!(res.status(), 405);
+}
+
+#[tokio::test]
+async fn the_rust_api_feeds_a_stream() {
+    let srv = TestServer::start(&["graph"], ServerOptions::default()).await;
+    let hub = srv.hub("graph");
+    let chart = Chart::start(
+        &hub,
+        ChartOptions {
+            width: 320,
+            height: 180,
+            max_fps: 50.0,
+            ..ChartOptions::default()
+        },
+        srv.token.clone(),
+    );
+    assert!(Chart::of(&hub).is_some());
+    let mut viewer = RawClient::stream(srv.addr, "/stream/graph").await;
+    let empty = viewer.part().await;
+    let t0 = std::time::SystemTime::now();
+    for i in 0..10 {
+        chart
+            .push_sample(
+                Some(t0 + Duration::from_millis(i * 100)),
+                &[("sine", (i as f64).sin())],
+            )
+            .unwrap();
+    }
+    assert_eq!(
+        chart
+            .push_sample(None, &[("bad", f64::NAN)])
+            .unwrap_err()
+            .to_string(),
+        "field \"bad\": NaN is not a number"
+    );
+    // Parts on the wire are the empty chart (perhaps again, by the idle
+    // re-send) until the one with data arrives.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let part = loop {
+        let part = viewer.part_within(Duration::from_secs(10)).await.unwrap();
+        if part.jpeg != empty.jpeg {
+            break part;
+        }
+        assert!(Instant::now() < deadline, "no frame with data");
+    };
+    assert_eq!(decode(&part.jpeg), (320, 180));
+}
+
+/// The program, with its stdin a pipe the test writes to.
+struct Proc {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Proc {
+    fn start(args: &[&str]) -> Proc {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mjpeg-server"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .unwrap();
+            if let Some(rest) = line.split("serving http://").nth(1) {
+                break rest.trim_end_matches('/').parse().unwrap();
+            }
+        };
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Proc { child, addr }
+    }
+
+    fn write(&mut self, text: &str) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(text.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn stdin_lines_feed_a_chart_stream() {
+    let mut p = Proc::start(&[
+        "--resend-after",
+        "0",
+        "--stream",
+        "cpu=chart:stdin#size=320x180#fps=20",
+    ]);
+    let mut viewer = RawClient::stream(p.addr, "/stream/cpu").await;
+    let empty = viewer.part().await;
+    assert_eq!(decode(&empty.jpeg), (320, 180));
+
+    // A line may come in pieces; a bad line is skipped, not fatal.
+    p.write("cpu=0.");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    p.write("5 mem=12\ncpu=oops\n");
+    let part = viewer.part_within(Duration::from_secs(10)).await.unwrap();
+    assert_ne!(part.jpeg, empty.jpeg);
+    assert_eq!(decode(&part.jpeg), (320, 180));
+    p.write("cpu=0.7 mem=13\n");
+    let next = viewer.part_within(Duration::from_secs(10)).await.unwrap();
+    assert_ne!(next.jpeg, part.jpeg);
+
+    // Closing stdin ends that input only: HTTP still feeds the chart.
+    drop(p.child.stdin.take());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let res = reqwest::Client::new()
+        .post(format!("http://{}/stream/cpu/data", p.addr))
+        .body("cpu=0.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let last = viewer.part_within(Duration::from_secs(10)).await.unwrap();
+    assert_ne!(last.jpeg, next.jpeg);
+    assert!(p.child.try_wait().unwrap().is_none(), "the server exited");
+}
+
+#[test]
+fn two_streams_cannot_both_read_stdin() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mjpeg-server"))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(["--stream", "a=chart:stdin", "--stream", "b=stdin"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("only one stream can read standard input"),
+        "{err}"
+    );
+}

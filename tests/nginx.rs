@@ -1,0 +1,173 @@
+//! Scale-out as `deploy/nginx.conf` describes it: one origin, two edge
+//! relays, Debian's nginx in front, all on 127.0.0.1.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mjpeg-server");
+
+/// A process stopped on drop: SIGTERM first, so that nginx's master takes
+/// its workers down with it, then SIGKILL.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let pid = self.0.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the server binary on a free port and returns it with its address.
+fn server(args: &[&str]) -> (Proc, SocketAddr) {
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--resend-after", "0.3"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("server exited early").unwrap();
+        if let Some(rest) = line.split("serving http://").nth(1) {
+            break rest.trim_end_matches('/').parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (Proc(child), addr)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn nginx() -> Option<&'static str> {
+    for path in ["/usr/sbin/nginx", "/usr/bin/nginx"] {
+        if std::path::Path::new(path).exists() {
+            return Some(path);
+        }
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "nginx is missing on CI: .ci/run should install it"
+    );
+    eprintln!("skipping: nginx is not installed (apt-get install nginx)");
+    None
+}
+
+async fn status_clients(addr: SocketAddr) -> u64 {
+    let url = format!("http://{addr}/status");
+    let s: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    s["streams"][0]["clients"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn viewers_through_nginx_get_the_origins_frames_and_survive_an_edge() {
+    let Some(nginx) = nginx() else { return };
+    let (_origin, origin) = server(&["--stream", "cam=push"]);
+    let upstream = format!("cam=relay:http://{origin}/stream/cam#always");
+    let (edge1_proc, edge1) = server(&["--stream", &upstream]);
+    let (_edge2_proc, edge2) = server(&["--stream", &upstream]);
+
+    // The shipped configuration, pointed at this test's ports and run
+    // unprivileged from a scratch folder.
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/nginx.conf"))
+        .unwrap()
+        .replace("127.0.0.1:8081", &edge1.to_string())
+        .replace("127.0.0.1:8082", &edge2.to_string())
+        .replace("listen 8080;", &format!("listen 127.0.0.1:{port};"))
+        .replace("worker_processes auto;", "worker_processes 1;")
+        .replace("worker_connections 16384;", "worker_connections 256;");
+    let p = dir.path().display();
+    let conf = format!(
+        "pid {p}/nginx.pid;\nerror_log {p}/error.log;\n{}",
+        conf.replace(
+            "http {",
+            &format!(
+                "http {{\n    access_log off;\n    client_body_temp_path {p}/body;\n    proxy_temp_path {p}/proxy;\n    fastcgi_temp_path {p}/fastcgi;\n    uwsgi_temp_path {p}/uwsgi;\n    scgi_temp_path {p}/scgi;"
+            )
+        )
+    );
+    let conf_path = dir.path().join("nginx.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let _nginx = Proc(
+        Command::new(nginx)
+            .arg("-c")
+            .arg(&conf_path)
+            .args(["-p", &p.to_string(), "-g", "daemon off;"])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let front: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+
+    // Publish a frame at the origin; a direct viewer sees its timestamp.
+    let http = reqwest::Client::new();
+    let frame = tagged(&corpus("jpeg_50k.jpg"), "from-origin");
+    let res = http
+        .put(format!("http://{origin}/stream/cam"))
+        .body(frame.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let mut direct = RawClient::stream(origin, "/stream/cam").await;
+    let at_origin = direct.part().await;
+
+    // Wait for nginx to listen.
+    let mut viewer = None;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(front).await.is_ok() {
+            viewer = Some(RawClient::request(front, "GET", "/stream/cam").await);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut viewer = viewer.expect("nginx did not start");
+    let head = viewer.head().await;
+    assert_eq!(head.status, 200);
+    assert!(head
+        .get("content-type")
+        .unwrap()
+        .starts_with("multipart/x-mixed-replace"));
+    assert_eq!(
+        head.get("transfer-encoding"),
+        None,
+        "nginx re-chunked the stream"
+    );
+    viewer.preamble().await;
+    let through = viewer.part().await;
+    assert_eq!(through.jpeg, frame);
+    decode(&through.jpeg);
+    assert_eq!(through.get("X-Timestamp"), at_origin.get("X-Timestamp"));
+
+    // Stop one edge: new viewers go to the other one and still get frames.
+    drop(edge1_proc);
+    let before = status_clients(edge2).await;
+    let mut late = Vec::new();
+    for _ in 0..4 {
+        let mut v = RawClient::stream(front, "/stream/cam").await;
+        assert_eq!(v.part().await.tag().as_deref(), Some("from-origin"));
+        late.push(v);
+    }
+    assert!(status_clients(edge2).await >= before + 4);
+}
