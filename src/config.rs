@@ -22,8 +22,9 @@ pub struct Cli {
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// A stream, as NAME=SOURCE (repeatable). SOURCE is `demo`, `dir:PATH`
-    /// or `push`. Without any, one stream `demo=demo` is served.
+    /// A stream, as NAME=SOURCE (repeatable). SOURCE is demo, dir:PATH,
+    /// watch:PATH, push, stdin, exec:COMMAND, relay:URL or chart; options
+    /// follow after `#`. Without any, one stream `demo=demo` is served.
     #[arg(long = "stream", value_name = "NAME=SOURCE")]
     pub streams: Vec<StreamArg>,
 
@@ -71,6 +72,8 @@ Examples:
   mjpeg-server
   mjpeg-server --listen 0.0.0.0:8080 --fps 30 --stream cam=dir:./img --stream graphs=dir:./plots
   mjpeg-server --stream graphs=push      # then: curl -T graph.png http://127.0.0.1:8080/stream/graphs
+  mjpeg-server --stream 'cpu=chart#title=CPU#window=120'   # then: curl -d load=0.4 http://127.0.0.1:8080/stream/cpu/data
+  mjpeg-server --stream cam=relay:http://192.0.2.10/video.cgi --stream plot=watch:./graph.png
 
 URLs: /  /stream/NAME  /snapshot/NAME  /status  /?action=stream  /?action=snapshot
 Logging: set RUST_LOG (e.g. RUST_LOG=debug).";

@@ -830,7 +830,8 @@ impl Chart {
 
     /// Publishes a frame into `hub` whenever data changed, at most
     /// `max_fps` times a second, until `shutdown`. Starts with an empty
-    /// chart. [`Chart::start`] spawns this.
+    /// chart. [`Chart::start`] spawns this; run it once per chart (a chart
+    /// feeds one stream; two runs would share its wake-ups).
     pub async fn run(self, hub: Hub, shutdown: CancellationToken) {
         let min_interval = Duration::from_secs_f64(1.0 / self.shared.options.max_fps);
         let mut drawn: Option<u64> = None;
@@ -969,15 +970,15 @@ async fn read_stdin(chart: Chart, hub: Hub, shutdown: CancellationToken) {
     // Read like the `stdin` source does: a pipe asynchronously (so that
     // shutdown never waits on a blocked read), anything else as a file.
     #[cfg(unix)]
-    let result = match stdin_pipe() {
+    let result = match super::pipe::stdin_pipe() {
         Some(pipe) => read_lines(pipe, &chart, &hub, &shutdown).await,
-        None => match stdin_file() {
+        None => match super::pipe::stdin_file() {
             Ok(file) => read_lines(file, &chart, &hub, &shutdown).await,
             Err(e) => Err(e),
         },
     };
     #[cfg(not(unix))]
-    let result = match stdin_file() {
+    let result = match super::pipe::stdin_file() {
         Ok(file) => read_lines(file, &chart, &hub, &shutdown).await,
         Err(e) => Err(e),
     };
@@ -992,24 +993,6 @@ async fn read_stdin(chart: Chart, hub: Hub, shutdown: CancellationToken) {
         ),
         Err(e) => tracing::error!(stream = hub.name(), "cannot read stdin: {e}"),
     }
-}
-
-/// Standard input as an asynchronous pipe, if it is one. (The same as the
-/// `stdin` source's; only one stream may read stdin.)
-#[cfg(unix)]
-fn stdin_pipe() -> Option<tokio::net::unix::pipe::Receiver> {
-    use std::os::fd::AsFd;
-    let fd = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
-    tokio::net::unix::pipe::Receiver::from_owned_fd(fd).ok()
-}
-
-/// Standard input as a file (a copy of its descriptor).
-fn stdin_file() -> std::io::Result<tokio::fs::File> {
-    #[cfg(unix)]
-    let owned = std::os::fd::AsFd::as_fd(&std::io::stdin()).try_clone_to_owned();
-    #[cfg(windows)]
-    let owned = std::os::windows::io::AsHandle::as_handle(&std::io::stdin()).try_clone_to_owned();
-    Ok(tokio::fs::File::from_std(std::fs::File::from(owned?)))
 }
 
 /// Feeds every line of `reader` to `chart` until it ends or `shutdown`;
@@ -1964,6 +1947,17 @@ mod tests {
             }
         );
         assert_eq!(chart.counts(), (MAX_SERIES, MAX_SERIES));
+
+        // A batch in reverse time order is taken whole and put in order.
+        let chart = Chart::new(ChartOptions::default());
+        let reversed: String = (0..5000)
+            .rev()
+            .map(|i| format!("t={} x={i}\n", t0 + f64::from(i) * 0.01))
+            .collect();
+        assert_eq!(chart.push_text(&reversed).unwrap(), 5000);
+        let snap = chart.snapshot();
+        assert_eq!(chart.counts(), (1, 5000));
+        assert!(snap.series[0].points.windows(2).all(|w| w[0].0 <= w[1].0));
 
         // At most MAX_POINTS per series, whatever the rate.
         let chart = Chart::new(ChartOptions::default());

@@ -535,9 +535,10 @@ async fn read_stdin(
 }
 
 /// Standard input as an asynchronous pipe, if it is a pipe or FIFO. This
-/// makes the pipe non-blocking, which only this process reads from.
+/// makes the pipe non-blocking, which only this process reads from. Shared
+/// with the chart source's `chart:stdin`; only one stream may read stdin.
 #[cfg(unix)]
-fn stdin_pipe() -> Option<tokio::net::unix::pipe::Receiver> {
+pub(crate) fn stdin_pipe() -> Option<tokio::net::unix::pipe::Receiver> {
     use std::os::fd::AsFd;
     let fd = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
     tokio::net::unix::pipe::Receiver::from_owned_fd(fd).ok()
@@ -545,7 +546,7 @@ fn stdin_pipe() -> Option<tokio::net::unix::pipe::Receiver> {
 
 /// Standard input as a file (a copy of its descriptor, so that dropping it
 /// leaves the process's stdin open).
-fn stdin_file() -> io::Result<tokio::fs::File> {
+pub(crate) fn stdin_file() -> io::Result<tokio::fs::File> {
     #[cfg(unix)]
     let owned = std::os::fd::AsFd::as_fd(&std::io::stdin()).try_clone_to_owned();
     #[cfg(windows)]
