@@ -10,9 +10,8 @@ use mjpeg_server::http::HttpOptions;
 use mjpeg_server::source::chart::{Chart, ChartOptions, PALETTE};
 use mjpeg_server::source::{SourceOptions, SourceSpec};
 use mjpeg_server::ServerOptions;
-use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A server whose stream `cpu` is the chart `spec` and `cam` a push
@@ -326,72 +325,36 @@ async fn the_rust_api_feeds_a_stream() {
     assert_eq!(decode(&part.jpeg), (320, 180));
 }
 
-/// The program, with its stdin a pipe the test writes to.
-struct Proc {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Proc {
-    fn start(args: &[&str]) -> Proc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mjpeg-server"))
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("server exited before listening")
-                .unwrap();
-            if let Some(rest) = line.split("serving http://").nth(1) {
-                break rest.trim_end_matches('/').parse().unwrap();
-            }
-        };
-        // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Proc { child, addr }
-    }
-
-    fn write(&mut self, text: &str) {
-        let stdin = self.child.stdin.as_mut().unwrap();
-        stdin.write_all(text.as_bytes()).unwrap();
-        stdin.flush().unwrap();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Writes `text` to the server's standard input.
+fn write(p: &mut ServerProcess, text: &str) {
+    let stdin = p.child.stdin.as_mut().unwrap();
+    stdin.write_all(text.as_bytes()).unwrap();
+    stdin.flush().unwrap();
 }
 
 #[tokio::test]
 async fn stdin_lines_feed_a_chart_stream() {
-    let mut p = Proc::start(&[
-        "--resend-after",
-        "0",
-        "--stream",
-        "cpu=chart:stdin#size=320x180#fps=20",
-    ]);
+    let mut p = ServerProcess::start_with_stdin(
+        &[
+            "--resend-after",
+            "0",
+            "--stream",
+            "cpu=chart:stdin#size=320x180#fps=20",
+        ],
+        std::process::Stdio::piped(),
+    );
     let mut viewer = RawClient::stream(p.addr, "/stream/cpu").await;
     let empty = viewer.part().await;
     assert_eq!(decode(&empty.jpeg), (320, 180));
 
     // A line may come in pieces; a bad line is skipped, not fatal.
-    p.write("cpu=0.");
+    write(&mut p, "cpu=0.");
     tokio::time::sleep(Duration::from_millis(100)).await;
-    p.write("5 mem=12\ncpu=oops\n");
+    write(&mut p, "5 mem=12\ncpu=oops\n");
     let part = viewer.part_within(Duration::from_secs(10)).await.unwrap();
     assert_ne!(part.jpeg, empty.jpeg);
     assert_eq!(decode(&part.jpeg), (320, 180));
-    p.write("cpu=0.7 mem=13\n");
+    write(&mut p, "cpu=0.7 mem=13\n");
     let next = viewer.part_within(Duration::from_secs(10)).await.unwrap();
     assert_ne!(next.jpeg, part.jpeg);
 

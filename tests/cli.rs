@@ -4,9 +4,8 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mjpeg-server");
@@ -41,53 +40,6 @@ fn assert_one_line_error(args: &[&str], want: &str) {
         !err.contains("panicked") && !err.contains("backtrace"),
         "{err}"
     );
-}
-
-/// A running server process, killed on drop.
-struct Proc {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Proc {
-    /// Starts the program on a free port and waits for it to listen.
-    fn start(args: &[&str]) -> Proc {
-        let mut child = Command::new(BIN)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("server exited before listening")
-                .unwrap();
-            if let Some(rest) = line.split("serving http://").nth(1) {
-                break rest.trim_end_matches('/').parse().unwrap();
-            }
-        };
-        // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Proc { child, addr }
-    }
-
-    fn fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
-            .unwrap()
-            .count()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]
@@ -181,7 +133,7 @@ async fn a_folder_plays_in_natural_order_and_follows_changes() {
     // Junk in the folder is skipped, not served.
     std::fs::write(dir.path().join("img5.jpg"), corpus("truncated.jpg")).unwrap();
     std::fs::write(dir.path().join("readme.txt"), "not an image").unwrap();
-    let p = Proc::start(&[
+    let p = ServerProcess::start(&[
         "--fps",
         "40",
         "--stream",
@@ -214,7 +166,7 @@ async fn a_folder_plays_in_natural_order_and_follows_changes() {
 
 #[tokio::test]
 async fn sigterm_closes_viewers_and_exits_0() {
-    let mut p = Proc::start(&[]);
+    let mut p = ServerProcess::start(&[]);
     let mut c = RawClient::stream(p.addr, "/stream/demo").await;
     let part = c.part().await;
     assert_eq!(decode(&part.jpeg), (640, 360));
@@ -243,7 +195,7 @@ async fn sigterm_closes_viewers_and_exits_0() {
 async fn disconnects_mid_frame_leak_no_file_descriptors() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("big.jpg"), corpus("jpeg_1m.jpg")).unwrap();
-    let p = Proc::start(&[
+    let p = ServerProcess::start(&[
         "--fps",
         "30",
         "--stream",
@@ -326,7 +278,7 @@ async fn every_source_kind_starts_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let frame = dir.path().join("frame.jpg");
     std::fs::write(&frame, tagged(&corpus("jpeg_5k.jpg"), "file")).unwrap();
-    let p = Proc::start(&[
+    let p = ServerProcess::start(&[
         "--stream",
         &format!("w=watch:{}", frame.display()),
         "--stream",

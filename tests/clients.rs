@@ -5,30 +5,14 @@ mod common;
 
 use common::*;
 use mjpeg_server::ServerOptions;
-use std::process::Stdio;
 use std::time::Duration;
-
-/// The ffmpeg binary, or `None` (skip) outside CI when it is not installed.
-fn ffmpeg() -> Option<&'static str> {
-    let found = std::process::Command::new("ffmpeg")
-        .arg("-version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if found {
-        return Some("ffmpeg");
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "ffmpeg is missing on CI: .ci/run should install it"
-    );
-    eprintln!("skipping: ffmpeg is not installed (apt-get install ffmpeg)");
-    None
-}
 
 #[tokio::test]
 async fn ffmpeg_reads_every_frame_intact() {
-    let Some(ffmpeg) = ffmpeg() else { return };
+    if !tool_available("ffmpeg", "apt-get install ffmpeg") {
+        return;
+    }
+    let ffmpeg = "ffmpeg";
     let srv = TestServer::start(&["cam"], ServerOptions::default()).await;
     let hub = srv.hub("cam");
     let frames: Vec<Vec<u8>> = ["jpeg_50k.jpg", "exif_thumbnail.jpg", "restart_markers.jpg"]

@@ -4,50 +4,26 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mjpeg-server");
-
-/// A process stopped on drop: SIGTERM first, so that nginx's master takes
-/// its workers down with it, then SIGKILL.
+/// A child process stopped on drop.
 struct Proc(Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        let pid = self.0.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        for _ in 0..50 {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        stop(&mut self.0);
     }
 }
 
 /// Starts the server binary on a free port and returns it with its address.
-fn server(args: &[&str]) -> (Proc, SocketAddr) {
-    let mut child = Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0", "--resend-after", "0.3"])
-        .args(args)
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("server exited early").unwrap();
-        if let Some(rest) = line.split("serving http://").nth(1) {
-            break rest.trim_end_matches('/').parse().unwrap();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (Proc(child), addr)
+fn server(args: &[&str]) -> (ServerProcess, SocketAddr) {
+    let mut all = vec!["--resend-after", "0.3"];
+    all.extend_from_slice(args);
+    let p = ServerProcess::start(&all);
+    let addr = p.addr;
+    (p, addr)
 }
 
 fn free_port() -> u16 {
@@ -59,17 +35,11 @@ fn free_port() -> u16 {
 }
 
 fn nginx() -> Option<&'static str> {
-    for path in ["/usr/sbin/nginx", "/usr/bin/nginx"] {
-        if std::path::Path::new(path).exists() {
-            return Some(path);
-        }
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "nginx is missing on CI: .ci/run should install it"
-    );
-    eprintln!("skipping: nginx is not installed (apt-get install nginx)");
-    None
+    let path = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or("nginx");
+    tool_available(path, "apt-get install nginx").then_some(path)
 }
 
 async fn status_clients(addr: SocketAddr) -> u64 {

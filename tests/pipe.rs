@@ -194,30 +194,15 @@ async fn shutdown_kills_the_command() {
     );
 }
 
-/// The ffmpeg binary, or `None` (skip) outside CI when it is not installed.
-fn ffmpeg() -> Option<&'static str> {
-    let found = std::process::Command::new("ffmpeg")
-        .arg("-version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if found {
-        return Some("ffmpeg");
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "ffmpeg is missing on CI: .ci/run should install it"
-    );
-    eprintln!("skipping: ffmpeg is not installed (apt-get install ffmpeg)");
-    None
-}
-
 const FFMPEG_ARGS: &str =
     "-loglevel error -nostdin -f lavfi -i testsrc=size=320x240:rate=10 -frames:v 20 -f mjpeg -";
 
 #[tokio::test]
 async fn ffmpeg_mjpeg_output_yields_twenty_valid_frames() {
-    let Some(ffmpeg) = ffmpeg() else { return };
+    if !tool_available("ffmpeg", "apt-get install ffmpeg") {
+        return;
+    }
+    let ffmpeg = "ffmpeg";
 
     // The splitter on ffmpeg's output: every frame, decoded.
     let out = tokio::process::Command::new(ffmpeg)

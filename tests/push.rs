@@ -292,13 +292,7 @@ async fn a_long_post_of_a_multipart_stream_is_a_live_source() {
 
 #[tokio::test]
 async fn ffmpeg_can_push_a_multipart_stream() {
-    if std::process::Command::new("ffmpeg")
-        .arg("-version")
-        .output()
-        .is_err()
-    {
-        assert!(std::env::var_os("CI").is_none(), "ffmpeg is missing on CI");
-        eprintln!("skipping: ffmpeg is not installed");
+    if !tool_available("ffmpeg", "apt-get install ffmpeg") {
         return;
     }
     let srv = push_server(HttpOptions::default()).await;

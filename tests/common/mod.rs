@@ -260,3 +260,102 @@ pub fn decode(jpeg: &[u8]) -> (usize, usize) {
     assert_eq!(pixels.len(), w * h * 3);
     (w, h)
 }
+
+/// Whether the external program `name` (ffmpeg, nginx, chromium) can run.
+/// Outside CI a missing tool skips the test with a message; on CI (where
+/// `.ci/run` installs every tool) it fails the test, so a missing install
+/// step cannot pass silently.
+pub fn tool_available(name: &str, install: &str) -> bool {
+    let found = std::process::Command::new(name)
+        .arg(if name.ends_with("nginx") {
+            "-v"
+        } else {
+            "-version"
+        })
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{name} is missing on CI: .ci/run should install it ({install})"
+        );
+        eprintln!("skipping: {name} is not installed ({install})");
+    }
+    found
+}
+
+/// The server program running as its own process on a free port, stopped
+/// on drop (SIGTERM, then SIGKILL if it lingers).
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl ServerProcess {
+    /// Starts `mjpeg-server --listen 127.0.0.1:0 ARGS` with stdin closed.
+    pub fn start(args: &[&str]) -> ServerProcess {
+        Self::start_with_stdin(args, std::process::Stdio::null())
+    }
+
+    /// Like [`start`](Self::start), with the given stdin (e.g. a pipe the
+    /// test writes to).
+    pub fn start_with_stdin(args: &[&str], stdin: std::process::Stdio) -> ServerProcess {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mjpeg-server"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(stdin)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .unwrap();
+            if let Some(rest) = line.split("serving http://").nth(1) {
+                break rest.trim_end_matches('/').parse().unwrap();
+            }
+        };
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        ServerProcess { child, addr }
+    }
+
+    /// Open file descriptors of the process.
+    pub fn fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .unwrap()
+            .count()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
+}
+
+/// Stops a child: SIGTERM first (so that e.g. nginx's master takes its
+/// workers with it), SIGKILL after a second.
+pub fn stop(child: &mut std::process::Child) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    for _ in 0..50 {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
