@@ -4,7 +4,7 @@
 # time and peak RSS from /proc, measures loopback TCP with iperf3 as the
 # physical limit, and writes the results into docs/benchmarks.md.
 #
-#   bench/run.sh           the full run (about 3 minutes after the build)
+#   bench/run.sh           the full run (under 3 minutes after the build)
 #   bench/run.sh --smoke   5 seconds, a few clients; fails on any invalid
 #                          frame or a client that got no frame
 #
