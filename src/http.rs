@@ -31,14 +31,14 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::convert::{self, ConvertOptions};
 use crate::frame::{FrameError, ImageKind};
-use crate::hub::{Hub, HubStats, PublishError, Published, SourceState, Streams, Subscriber};
+use crate::hub::{Hub, HubStats, PublishError, SourceState, Streams, Subscriber};
 use crate::multipart::{self, reader::PartReader};
 use crate::source::pipe::{Problem, Split, Splitter};
+use crate::viewer::Viewer;
 
 /// How stream responses behave.
 #[derive(Debug, Clone)]
@@ -101,11 +101,23 @@ pub fn router(streams: Streams, opts: HttpOptions, shutdown: CancellationToken) 
 
 /// Query parameters the routes understand; others are ignored.
 #[derive(Deserialize, Default)]
-struct Params {
+pub(crate) struct Params {
     /// mjpg-streamer's `action=stream`, `stream_N`, `snapshot`, `snapshot_N`.
-    action: Option<String>,
+    pub(crate) action: Option<String>,
     /// Per-viewer frame-rate cap.
-    fps: Option<String>,
+    pub(crate) fps: Option<String>,
+}
+
+/// Which stream an mjpg-streamer `action` names: `Some(Some(n))` for
+/// `PREFIX` (n = 0) or `PREFIX_n`, `Some(None)` for `PREFIX_` followed by
+/// something that is no number, `None` if the action is another one.
+pub(crate) fn action_index(action: &str, prefix: &str) -> Option<Option<usize>> {
+    let rest = action.strip_prefix(prefix)?;
+    if rest.is_empty() {
+        Some(Some(0))
+    } else {
+        Some(rest.strip_prefix('_').and_then(|n| n.parse().ok()))
+    }
 }
 
 async fn root(
@@ -117,14 +129,7 @@ async fn root(
     let Some(action) = p.action.as_deref() else {
         return index(&st);
     };
-    let nth = |prefix: &str| -> Option<Option<usize>> {
-        let rest = action.strip_prefix(prefix)?;
-        if rest.is_empty() {
-            Some(Some(0))
-        } else {
-            Some(rest.strip_prefix('_').and_then(|n| n.parse().ok()))
-        }
-    };
+    let nth = |prefix: &str| action_index(action, prefix);
     if let Some(n) = nth("stream") {
         match n.and_then(|n| st.streams.nth(n)) {
             Some(hub) => stream_response(&st, hub, &method, version, &p),
@@ -253,7 +258,7 @@ fn snapshot_response(hub: &Hub) -> Response {
 }
 
 /// The per-viewer frame interval from `?fps=N`, or why `N` is no good.
-fn parse_fps(p: &Params) -> Result<Option<Duration>, String> {
+pub(crate) fn parse_fps(p: &Params) -> Result<Option<Duration>, String> {
     let Some(raw) = p.fps.as_deref() else {
         return Ok(None);
     };
@@ -309,17 +314,6 @@ fn stream_response(
     res
 }
 
-/// One viewer's state: what is left to write of the current part, and when
-/// it last got a frame.
-struct Viewer {
-    sub: Subscriber,
-    queue: VecDeque<Bytes>,
-    min_interval: Option<Duration>,
-    resend_after: Option<Duration>,
-    last_sent: Option<Instant>,
-    shutdown: CancellationToken,
-}
-
 /// The body of a stream response: the preamble, then for every frame the
 /// three shared buffers of its part (header, JPEG, trailer).
 ///
@@ -333,61 +327,15 @@ fn viewer(
     resend_after: Option<Duration>,
     shutdown: CancellationToken,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
-    let v = Viewer {
-        sub,
-        queue: VecDeque::from([Bytes::from_static(multipart::PREAMBLE)]),
-        min_interval,
-        resend_after,
-        last_sent: None,
-        shutdown,
-    };
-    stream::unfold(v, |mut v| async move {
-        if v.queue.is_empty() {
-            let part = v.next_part().await?;
-            v.queue.extend([
-                part.part_header().clone(),
-                part.jpeg().clone(),
-                Bytes::from_static(multipart::TRAILER),
-            ]);
+    let v = Viewer::new(sub, min_interval, resend_after, shutdown);
+    let queue = VecDeque::from([Bytes::from_static(multipart::PREAMBLE)]);
+    stream::unfold((v, queue), |(mut v, mut queue)| async move {
+        if queue.is_empty() {
+            queue.extend(v.next_part().await?.chunks());
         }
-        let chunk = v.queue.pop_front()?;
-        Some((Ok(chunk), v))
+        let chunk = queue.pop_front()?;
+        Some((Ok(chunk), (v, queue)))
     })
-}
-
-impl Viewer {
-    /// Waits for the next frame this viewer should get: a newer frame, or
-    /// the same one again after `resend_after` of silence. `None` ends the
-    /// stream (shutdown).
-    async fn next_part(&mut self) -> Option<Arc<Published>> {
-        if let (Some(interval), Some(last)) = (self.min_interval, self.last_sent) {
-            tokio::select! {
-                _ = self.shutdown.cancelled() => return None,
-                _ = sleep_until(last + interval) => {}
-            }
-        }
-        let part = loop {
-            if let Some(p) = self.sub.take_unseen() {
-                break p;
-            }
-            let resend_at = match (self.resend_after, self.last_sent) {
-                (Some(after), Some(last)) => Some(last + after),
-                _ => None,
-            };
-            tokio::select! {
-                _ = self.shutdown.cancelled() => return None,
-                p = self.sub.next() => break p,
-                _ = sleep_until(resend_at.unwrap_or_else(Instant::now)), if resend_at.is_some() => {
-                    match self.sub.latest() {
-                        Some(p) => break p,
-                        None => continue,
-                    }
-                }
-            }
-        };
-        self.last_sent = Some(Instant::now());
-        Some(part)
-    }
 }
 
 /// `PUT`/`POST /stream/{name}`: other programs publish frames.

@@ -18,6 +18,7 @@
 //! | [`hub`] | [`Hub`]: one per stream, the newest frame for every viewer |
 //! | [`multipart`] | the wire format, encoded once per frame; [`multipart::reader`] reads other servers' |
 //! | [`http`] | the routes: stream, snapshot, push, index, status, mjpg-streamer URLs |
+//! | [`viewer`] | one viewer: which frame next; the direct socket path for plain stream requests |
 //! | [`server`] | accept loop, connection limit, graceful shutdown |
 //! | [`config`], [`cli`] | the command line and the standalone server |
 //!
@@ -54,6 +55,7 @@ pub mod jpeg;
 pub mod multipart;
 pub mod server;
 pub mod source;
+pub mod viewer;
 
 pub use frame::{Frame, FrameError};
 pub use hub::{Hub, PublishError, Streams};
