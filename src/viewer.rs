@@ -68,11 +68,20 @@ impl Viewer {
             if let Some(p) = self.sub.take_unseen() {
                 break p;
             }
+            // Silence is counted from the later of the last send and the
+            // newest frame's publication, so that a source publishing about
+            // as often as `resend_after` is not doubled by re-sends.
             let resend_at = match (self.resend_after, self.last_sent) {
-                (Some(after), Some(last)) => Some(last + after),
+                (Some(after), Some(last)) => {
+                    let newest = self.sub.latest().map(|p| Instant::now() - p.age());
+                    Some(newest.map_or(last, |n| n.max(last)) + after)
+                }
                 _ => None,
             };
             tokio::select! {
+                // A new frame wins over a re-send that falls due at the same
+                // moment.
+                biased;
                 _ = self.shutdown.cancelled() => return None,
                 p = self.sub.next() => break p,
                 _ = sleep_until(resend_at.unwrap_or_else(Instant::now)), if resend_at.is_some() => {
