@@ -43,9 +43,9 @@ fn nginx() -> Option<&'static str> {
 }
 
 async fn status_clients(addr: SocketAddr) -> u64 {
-    let url = format!("http://{addr}/status");
-    let s: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
-    s["streams"][0]["clients"].as_u64().unwrap()
+    status_json(addr).await["streams"][0]["clients"]
+        .as_u64()
+        .unwrap()
 }
 
 #[tokio::test]

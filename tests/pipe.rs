@@ -45,15 +45,8 @@ fn http() -> reqwest::Client {
 }
 
 /// The stream's entry in `/status`.
-async fn status(srv: &TestServer, http: &reqwest::Client, name: &str) -> serde_json::Value {
-    let status: serde_json::Value = http
-        .get(srv.url("/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+async fn status(srv: &TestServer, name: &str) -> serde_json::Value {
+    let status = status_json(srv.addr).await;
     status["streams"]
         .as_array()
         .unwrap()
@@ -70,10 +63,9 @@ async fn wait_status(
     within: Duration,
     mut done: impl FnMut(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let http = http();
     let start = Instant::now();
     loop {
-        let s = status(srv, &http, name).await;
+        let s = status(srv, name).await;
         if done(&s) {
             return s;
         }

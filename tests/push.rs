@@ -28,12 +28,7 @@ async fn a_put_jpeg_reaches_viewers_untouched() {
     let http = reqwest::Client::new();
     for name in ["jpeg_50k.jpg", "exif_thumbnail.jpg", "progressive.jpg"] {
         let sent = tagged(&corpus(name), name);
-        let res = http
-            .put(srv.url("/stream/cam"))
-            .body(sent.clone())
-            .send()
-            .await
-            .unwrap();
+        let res = put(srv.url("/stream/cam"), sent.clone()).await;
         assert_eq!(res.status(), 204, "{name}");
         assert_eq!(viewer.part().await.jpeg, sent, "{name}");
     }
@@ -53,12 +48,7 @@ async fn other_formats_are_converted_to_jpeg() {
     let srv = push_server(HttpOptions::default()).await;
     let http = reqwest::Client::new();
     for (name, w, h) in [("image.png", 320, 240), ("image.gif", 160, 120)] {
-        let res = http
-            .put(srv.url("/stream/cam"))
-            .body(corpus(name))
-            .send()
-            .await
-            .unwrap();
+        let res = put(srv.url("/stream/cam"), corpus(name)).await;
         assert_eq!(res.status(), 204, "{name}");
         let snap = http
             .get(srv.url("/snapshot/cam"))
@@ -81,8 +71,8 @@ async fn bad_pushes_get_the_right_status_and_lose_nothing() {
     .await;
     let http = reqwest::Client::new();
     let good = tagged(&corpus("jpeg_5k.jpg"), "good");
-    let put = |body: Vec<u8>| http.put(srv.url("/stream/cam")).body(body).send();
-    assert_eq!(put(good.clone()).await.unwrap().status(), 204);
+    let put_cam = |body: Vec<u8>| put(srv.url("/stream/cam"), body);
+    assert_eq!(put_cam(good.clone()).await.status(), 204);
 
     for (body, status, says) in [
         (corpus("truncated.jpg"), 400, "truncated JPEG"),
@@ -105,7 +95,7 @@ async fn bad_pushes_get_the_right_status_and_lose_nothing() {
             "cannot decode a PNG",
         ),
     ] {
-        let res = put(body).await.unwrap();
+        let res = put_cam(body).await;
         assert_eq!(res.status().as_u16(), status, "{says}");
         let text = res.text().await.unwrap();
         assert!(text.contains(says), "{text:?} does not say {says:?}");
@@ -124,14 +114,7 @@ async fn bad_pushes_get_the_right_status_and_lose_nothing() {
         snap.as_ref() == corpus("jpeg_5k.jpg").as_slice(),
         "not the last good frame"
     );
-    let status: serde_json::Value = http
-        .get(srv.url("/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = status_json(srv.addr).await;
     // The JPEG before the trailing junk was published.
     assert_eq!(status["streams"][0]["frames_published"], 2);
     assert_eq!(status["streams"][0]["frames_rejected"], 7);
@@ -144,20 +127,9 @@ async fn bad_pushes_get_the_right_status_and_lose_nothing() {
 #[tokio::test]
 async fn pushes_to_the_wrong_stream_are_refused() {
     let srv = push_server(HttpOptions::default()).await;
-    let http = reqwest::Client::new();
-    let res = http
-        .put(srv.url("/stream/fixed"))
-        .body(corpus("jpeg_5k.jpg"))
-        .send()
-        .await
-        .unwrap();
+    let res = put(srv.url("/stream/fixed"), corpus("jpeg_5k.jpg")).await;
     assert_eq!(res.status(), 409);
-    let res = http
-        .put(srv.url("/stream/new"))
-        .body(corpus("jpeg_5k.jpg"))
-        .send()
-        .await
-        .unwrap();
+    let res = put(srv.url("/stream/new"), corpus("jpeg_5k.jpg")).await;
     assert_eq!(res.status(), 404);
     assert!(srv.streams.get("new").is_none());
 }
@@ -170,12 +142,7 @@ async fn allow_create_makes_a_stream_on_first_push() {
     })
     .await;
     let http = reqwest::Client::new();
-    let res = http
-        .put(srv.url("/stream/new-one"))
-        .body(corpus("jpeg_5k.jpg"))
-        .send()
-        .await
-        .unwrap();
+    let res = put(srv.url("/stream/new-one"), corpus("jpeg_5k.jpg")).await;
     assert_eq!(res.status(), 204);
     let html = http
         .get(srv.url("/"))
@@ -186,21 +153,11 @@ async fn allow_create_makes_a_stream_on_first_push() {
         .await
         .unwrap();
     assert!(html.contains("/stream/new-one"));
-    let res = http
-        .put(srv.url("/stream/bad%20name"))
-        .body(corpus("jpeg_5k.jpg"))
-        .send()
-        .await
-        .unwrap();
+    let res = put(srv.url("/stream/bad%20name"), corpus("jpeg_5k.jpg")).await;
     assert_eq!(res.status(), 400);
     assert!(res.text().await.unwrap().contains("invalid stream name"));
     // A stream with its own source is still protected.
-    let res = http
-        .put(srv.url("/stream/fixed"))
-        .body(corpus("jpeg_5k.jpg"))
-        .send()
-        .await
-        .unwrap();
+    let res = put(srv.url("/stream/fixed"), corpus("jpeg_5k.jpg")).await;
     assert_eq!(res.status(), 409);
 }
 

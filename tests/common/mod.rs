@@ -359,3 +359,23 @@ pub fn stop(child: &mut std::process::Child) {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// `PUT` of `body` to `url` (a push of frames).
+pub async fn put(url: String, body: Vec<u8>) -> reqwest::Response {
+    reqwest::Client::new()
+        .put(url)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The server's `/status` JSON.
+pub async fn status_json(addr: SocketAddr) -> serde_json::Value {
+    reqwest::get(format!("http://{addr}/status"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
