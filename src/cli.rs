@@ -28,6 +28,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if args.iter().filter(|a| a.source.reads_stdin()).count() > 1 {
         anyhow::bail!("only one stream can read standard input");
     }
+    raise_fd_limit(cli.max_connections as u64);
     let streams = Streams::new();
     let mut sources = Vec::new();
     for arg in args {
@@ -83,6 +84,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     });
     server.run().await.context("server failed")?;
     Ok(())
+}
+
+/// Every viewer holds a socket, and the usual soft limit of 1024 open files
+/// would refuse viewers long before `--max-connections`. Raise the soft
+/// limit as far as the hard limit allows (as nginx's
+/// `worker_rlimit_nofile` does) and say so if that is still short.
+fn raise_fd_limit(max_connections: u64) {
+    // Sockets plus a margin for files, pipes and the listener.
+    let wanted = max_connections + 64;
+    match rlimit::increase_nofile_limit(wanted) {
+        Ok(limit) if limit < wanted => tracing::warn!(
+            "the open-file limit is {limit}, so fewer than --max-connections {max_connections} viewers fit; raise it with `ulimit -n` (hard limit) or lower --max-connections"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot raise the open-file limit: {e}"),
+    }
 }
 
 async fn wait_for_signal() {
