@@ -9,7 +9,8 @@
 //! | `GET /` | an HTML page showing every stream live |
 //! | `GET /stream`, `/stream/{name}` | the MJPEG stream (`?fps=N` caps the rate) |
 //! | `GET /snapshot`, `/snapshot/{name}` | the newest frame as one JPEG |
-//! | `GET /status` | JSON counters of every stream |
+//! | `GET /status` | JSON counters of every stream and each of its viewers |
+//! | `GET /metrics` | the same counters for Prometheus ([`crate::metrics`]) |
 //! | `GET /?action=stream[_N]`, `/?action=snapshot[_N]` | mjpg-streamer's URLs |
 //! | `PUT`/`POST /stream/{name}` | publish: one image, concatenated JPEGs, or a multipart stream |
 //! | `POST /stream/{name}/data` | numbers for a chart stream ([`crate::source::chart`]) |
@@ -18,7 +19,8 @@
 //! stream names `404`.
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Version};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -29,6 +31,7 @@ use http_body_util::BodyExt;
 use serde::Deserialize;
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -75,6 +78,26 @@ struct AppState {
     streams: Streams,
     opts: Arc<HttpOptions>,
     shutdown: CancellationToken,
+    metrics: Arc<prometheus_client::registry::Registry>,
+}
+
+/// The client's address, from axum's [`ConnectInfo`] when the server
+/// provides it (the standalone server does; an app served with
+/// `into_make_service_with_connect_info::<SocketAddr>()` does too), else
+/// `None`.
+struct ClientAddr(Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
+        ))
+    }
 }
 
 /// The routes of the server, for `streams`.
@@ -83,6 +106,7 @@ struct AppState {
 /// graceful shutdown closes viewers that would otherwise watch forever.
 pub fn router(streams: Streams, opts: HttpOptions, shutdown: CancellationToken) -> Router {
     let state = AppState {
+        metrics: Arc::new(crate::metrics::registry(&streams)),
         streams,
         opts: Arc::new(opts),
         shutdown,
@@ -95,6 +119,7 @@ pub fn router(streams: Streams, opts: HttpOptions, shutdown: CancellationToken) 
         .route("/snapshot", get(snapshot_first))
         .route("/snapshot/{name}", get(snapshot_named))
         .route("/status", get(status))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(state)
 }
@@ -122,6 +147,7 @@ pub(crate) fn action_index(action: &str, prefix: &str) -> Option<Option<usize>> 
 
 async fn root(
     State(st): State<AppState>,
+    ClientAddr(peer): ClientAddr,
     method: Method,
     version: Version,
     Query(p): Query<Params>,
@@ -132,7 +158,7 @@ async fn root(
     let nth = |prefix: &str| action_index(action, prefix);
     if let Some(n) = nth("stream") {
         match n.and_then(|n| st.streams.nth(n)) {
-            Some(hub) => stream_response(&st, hub, &method, version, &p),
+            Some(hub) => stream_response(&st, hub, peer, &method, version, &p),
             None => not_found_text(format!("no stream for action={action}\n")),
         }
     } else if let Some(n) = nth("snapshot") {
@@ -149,12 +175,13 @@ async fn root(
 
 async fn stream_first(
     State(st): State<AppState>,
+    ClientAddr(peer): ClientAddr,
     method: Method,
     version: Version,
     Query(p): Query<Params>,
 ) -> Response {
     match st.streams.nth(0) {
-        Some(hub) => stream_response(&st, hub, &method, version, &p),
+        Some(hub) => stream_response(&st, hub, peer, &method, version, &p),
         None => not_found_text("this server has no streams\n".into()),
     }
 }
@@ -162,12 +189,13 @@ async fn stream_first(
 async fn stream_named(
     State(st): State<AppState>,
     Path(name): Path<String>,
+    ClientAddr(peer): ClientAddr,
     method: Method,
     version: Version,
     Query(p): Query<Params>,
 ) -> Response {
     match st.streams.get(&name) {
-        Some(hub) => stream_response(&st, hub, &method, version, &p),
+        Some(hub) => stream_response(&st, hub, peer, &method, version, &p),
         None => no_such_stream(&st, &name),
     }
 }
@@ -194,6 +222,16 @@ struct Status {
 async fn status(State(st): State<AppState>) -> Response {
     let streams = st.streams.all().iter().map(Hub::stats).collect();
     let mut res = Json(Status { streams }).into_response();
+    no_cache(&mut res);
+    res
+}
+
+async fn metrics(State(st): State<AppState>) -> Response {
+    let mut res = crate::metrics::render(&st.metrics).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+    );
     no_cache(&mut res);
     res
 }
@@ -274,6 +312,7 @@ pub(crate) fn parse_fps(p: &Params) -> Result<Option<Duration>, String> {
 fn stream_response(
     st: &AppState,
     hub: Hub,
+    peer: Option<SocketAddr>,
     method: &Method,
     version: Version,
     p: &Params,
@@ -288,7 +327,7 @@ fn stream_response(
         Body::from_stream(stream::empty::<Result<Bytes, Infallible>>())
     } else {
         Body::from_stream(viewer(
-            hub.subscribe(),
+            hub.subscribe_from(peer),
             min_interval,
             st.opts.resend_after,
             st.shutdown.clone(),
@@ -320,7 +359,7 @@ fn stream_response(
 /// The body is polled only when hyper has room to write (its write buffer is
 /// kept small by the server), so a viewer takes a new frame only after the
 /// previous one has mostly gone out: a slow viewer skips frames instead of
-/// queueing them.
+/// queueing them. A part counts as sent once its last chunk went to hyper.
 fn viewer(
     sub: Subscriber,
     min_interval: Option<Duration>,
@@ -329,13 +368,23 @@ fn viewer(
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
     let v = Viewer::new(sub, min_interval, resend_after, shutdown);
     let queue = VecDeque::from([Bytes::from_static(multipart::PREAMBLE)]);
-    stream::unfold((v, queue), |(mut v, mut queue)| async move {
-        if queue.is_empty() {
-            queue.extend(v.next_part().await?.chunks());
-        }
-        let chunk = queue.pop_front()?;
-        Some((Ok(chunk), (v, queue)))
-    })
+    stream::unfold(
+        (v, queue, None::<Arc<crate::hub::Published>>),
+        |(mut v, mut queue, mut part)| async move {
+            if queue.is_empty() {
+                let next = v.next_part().await?;
+                queue.extend(next.chunks());
+                part = Some(next);
+            }
+            let chunk = queue.pop_front()?;
+            if queue.is_empty() {
+                if let Some(done) = part.take() {
+                    v.sent(&done);
+                }
+            }
+            Some((Ok(chunk), (v, queue, part)))
+        },
+    )
 }
 
 /// `PUT`/`POST /stream/{name}`: other programs publish frames.

@@ -11,9 +11,17 @@
 //! `Arc<Published>`: the JPEG and its multipart part header, encoded once when
 //! the frame is published. A thousand viewers hold a thousand pointers to the
 //! same bytes.
+//!
+//! Every subscriber also has a [`ClientRecord`], registered in the hub while
+//! it lives: its address and what it was sent. Its writer updates it with
+//! plain atomic stores after each part (one writer per record, so no
+//! contended cache line and no lock per frame); `/status` and `/metrics`
+//! read it, taking the hub's client list lock once per read.
 
 use bytes::Bytes;
 use std::any::Any;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -63,6 +71,12 @@ impl Published {
     pub fn age(&self) -> Duration {
         self.at.elapsed()
     }
+
+    /// Bytes of this frame's part on the wire: part header, JPEG, and the
+    /// trailer with the next boundary.
+    pub fn wire_len(&self) -> usize {
+        self.header.len() + self.frame.len() + multipart::TRAILER.len()
+    }
 }
 
 /// Why a frame was not published.
@@ -99,6 +113,10 @@ struct Inner {
     rate: Mutex<RateMeter>,
     last_error: Mutex<Option<String>>,
     source: Mutex<SourceState>,
+    source_errors: AtomicU64,
+    reconnects: AtomicU64,
+    /// Every subscriber's record, and the totals of those that left.
+    client_list: Mutex<ClientList>,
     /// What the source hung on the hub for routes to find; see
     /// [`Hub::set_attachment`].
     attachment: Mutex<Option<Arc<dyn Any + Send + Sync>>>,
@@ -142,6 +160,9 @@ impl Hub {
                 rate: Mutex::new(RateMeter::default()),
                 last_error: Mutex::new(None),
                 source: Mutex::new(SourceState::Idle),
+                source_errors: AtomicU64::new(0),
+                reconnects: AtomicU64::new(0),
+                client_list: Mutex::new(ClientList::default()),
                 attachment: Mutex::new(None),
             }),
         }
@@ -215,9 +236,25 @@ impl Hub {
         self.inner.push.load(Ordering::Relaxed)
     }
 
-    /// Records what the stream's source is doing, for `/status`.
+    /// Records what the stream's source is doing, for `/status`. A
+    /// [`SourceState::Failed`] also counts as a source error.
     pub fn set_source_state(&self, state: SourceState) {
+        if matches!(state, SourceState::Failed(_)) {
+            self.record_source_error();
+        }
         *lock(&self.inner.source) = state;
+    }
+
+    /// Counts an error of the stream's source (a lost or refused upstream,
+    /// a source that failed), for `/metrics`. Frames refused one by one are
+    /// counted by [`Hub::reject`] instead.
+    pub fn record_source_error(&self) {
+        self.inner.source_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an attempt to reconnect to an upstream after an error (relays).
+    pub fn record_reconnect(&self) {
+        self.inner.reconnects.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Hangs `value` on the hub, replacing what was there, so that HTTP
@@ -243,11 +280,33 @@ impl Hub {
     /// Starts watching the stream. The subscriber counts as a client until it
     /// is dropped.
     pub fn subscribe(&self) -> Subscriber {
+        self.subscribe_from(None)
+    }
+
+    /// Like [`Hub::subscribe`], for a client at `addr` (shown by `/status`
+    /// and in the access log).
+    pub fn subscribe_from(&self, addr: Option<SocketAddr>) -> Subscriber {
+        let rx = self.inner.tx.subscribe();
+        // The frame current now is the first the subscriber gets: it is not
+        // skipped, nor is anything published before it.
+        let current = rx.borrow().as_ref().map_or(0, |p| p.seq);
+        let record = {
+            let mut list = lock(&self.inner.client_list);
+            list.next_id += 1;
+            let record = Arc::new(ClientRecord::new(
+                list.next_id,
+                addr,
+                current.saturating_sub(1),
+            ));
+            list.live.insert(record.id, record.clone());
+            record
+        };
         self.inner.clients.send_modify(|n| *n += 1);
         Subscriber {
-            rx: self.inner.tx.subscribe(),
+            rx,
             fresh: true,
             hub: self.clone(),
+            record,
         }
     }
 
@@ -257,15 +316,60 @@ impl Hub {
         self.inner.clients.subscribe()
     }
 
+    /// The stream's counters without the list of clients: what
+    /// `/metrics` shows. Cheap enough to read often: one lock, no
+    /// allocation.
+    pub fn counters(&self) -> HubCounters {
+        self.read_counters(None)
+    }
+
+    fn read_counters(&self, mut list: Option<&mut Vec<ClientStats>>) -> HubCounters {
+        let newest = self.inner.tx.borrow().as_ref().map_or(0, |p| p.seq);
+        let now = Instant::now();
+        let clients = lock(&self.inner.client_list);
+        let mut c = HubCounters {
+            frames_published: self.inner.published.load(Ordering::Relaxed),
+            frames_rejected: self.inner.rejected.load(Ordering::Relaxed),
+            frames_sent: clients.gone.frames,
+            bytes_sent: clients.gone.bytes,
+            frames_skipped: clients.gone.skipped,
+            clients: clients.live.len(),
+            fps_out: 0.0,
+            source_errors: self.inner.source_errors.load(Ordering::Relaxed),
+            upstream_reconnects: self.inner.reconnects.load(Ordering::Relaxed),
+        };
+        for r in clients.live.values() {
+            let s = r.stats(newest, now);
+            c.frames_sent += s.frames;
+            c.bytes_sent += s.bytes;
+            c.frames_skipped += s.frames_skipped;
+            c.fps_out += s.fps;
+            if let Some(list) = list.as_mut() {
+                list.push(s);
+            }
+        }
+        c.fps_out = (c.fps_out * 100.0).round() / 100.0;
+        c
+    }
+
     /// A snapshot of the stream's counters.
     pub fn stats(&self) -> HubStats {
         let latest = self.latest();
+        let mut viewers = Vec::new();
+        let c = self.read_counters(Some(&mut viewers));
         HubStats {
             name: self.inner.name.clone(),
-            frames_published: self.inner.published.load(Ordering::Relaxed),
-            frames_rejected: self.inner.rejected.load(Ordering::Relaxed),
+            frames_published: c.frames_published,
+            frames_rejected: c.frames_rejected,
             fps_in: lock(&self.inner.rate).fps(),
+            fps_out: c.fps_out,
+            frames_sent: c.frames_sent,
+            bytes_sent: c.bytes_sent,
+            frames_skipped: c.frames_skipped,
+            source_errors: c.source_errors,
+            upstream_reconnects: c.upstream_reconnects,
             clients: *self.inner.clients.borrow(),
+            viewers,
             newest_frame_age: latest.as_ref().map(|p| p.age()),
             width: latest.as_ref().map(|p| p.frame().width()),
             height: latest.as_ref().map(|p| p.frame().height()),
@@ -293,8 +397,24 @@ pub struct HubStats {
     pub frames_rejected: u64,
     /// Recent publishing rate, frames per second.
     pub fps_in: f64,
+    /// Recent sending rate, frames per second summed over the viewers.
+    pub fps_out: f64,
+    /// Parts sent to viewers since start (re-sends included).
+    pub frames_sent: u64,
+    /// Bytes of parts sent to viewers since start (part headers, JPEGs and
+    /// boundaries; not the response heads).
+    pub bytes_sent: u64,
+    /// Frames some viewer never got because it was slower than the source
+    /// (or capped by `?fps=`), summed over viewers.
+    pub frames_skipped: u64,
+    /// Errors of the source (see [`Hub::record_source_error`]).
+    pub source_errors: u64,
+    /// Reconnects to an upstream after an error (relays).
+    pub upstream_reconnects: u64,
     /// Viewers connected now.
     pub clients: usize,
+    /// Each viewer connected now, oldest first.
+    pub viewers: Vec<ClientStats>,
     /// Age of the newest frame; `None` before the first.
     #[serde(rename = "newest_frame_age_ms", serialize_with = "as_millis")]
     pub newest_frame_age: Option<Duration>,
@@ -317,6 +437,197 @@ fn as_millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, 
     }
 }
 
+fn as_millis_f64<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3)
+}
+
+/// The counters of one stream that `/metrics` exports; see [`HubStats`]
+/// for what each means.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)]
+pub struct HubCounters {
+    pub frames_published: u64,
+    pub frames_rejected: u64,
+    pub frames_sent: u64,
+    pub bytes_sent: u64,
+    pub frames_skipped: u64,
+    pub clients: usize,
+    pub fps_out: f64,
+    pub source_errors: u64,
+    pub upstream_reconnects: u64,
+}
+
+/// One viewer, as shown by `/status`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ClientStats {
+    /// The client's address; `None` when the server did not say (a router
+    /// embedded without `ConnectInfo`).
+    pub addr: Option<SocketAddr>,
+    /// How long it has been connected.
+    #[serde(rename = "connected_ms", serialize_with = "as_millis_f64")]
+    pub connected: Duration,
+    /// Parts sent to it (re-sends included).
+    pub frames: u64,
+    /// Bytes of parts sent to it.
+    pub bytes: u64,
+    /// Frames published while it watched that it never got.
+    pub frames_skipped: u64,
+    /// Recent rate of parts sent to it, per second.
+    pub fps: f64,
+}
+
+/// Every subscriber's record, and what those that left were sent.
+#[derive(Default)]
+struct ClientList {
+    next_id: u64,
+    live: BTreeMap<u64, Arc<ClientRecord>>,
+    gone: Totals,
+}
+
+#[derive(Default)]
+struct Totals {
+    frames: u64,
+    bytes: u64,
+    skipped: u64,
+}
+
+/// What one subscriber was sent, updated by its one writer and read by
+/// `/status` and `/metrics`.
+///
+/// The writer alone stores into these atomics (load, add, store: no locked
+/// instruction) and readers only load, so the hot path costs a few plain
+/// stores to a cache line no other writer touches.
+#[derive(Debug)]
+pub struct ClientRecord {
+    id: u64,
+    addr: Option<SocketAddr>,
+    since: Instant,
+    frames: AtomicU64,
+    bytes: AtomicU64,
+    /// Frames skipped between parts taken so far.
+    skipped: AtomicU64,
+    /// Seq of the last frame taken (published before it counts as seen).
+    last_seq: AtomicU64,
+    /// When the last part was taken, in ns since `since` (0: none yet).
+    last_at: AtomicU64,
+    /// Smoothed interval between parts, in ns (0: unknown).
+    mean_interval: AtomicU64,
+    /// The most skipped frames ever reported: a read that races the writer
+    /// can come out low, never high, so reporting the maximum keeps the
+    /// counter from going back.
+    skipped_reported: AtomicU64,
+}
+
+impl ClientRecord {
+    fn new(id: u64, addr: Option<SocketAddr>, last_seq: u64) -> ClientRecord {
+        ClientRecord {
+            id,
+            addr,
+            since: Instant::now(),
+            frames: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            last_seq: AtomicU64::new(last_seq),
+            last_at: AtomicU64::new(0),
+            mean_interval: AtomicU64::new(0),
+            skipped_reported: AtomicU64::new(0),
+        }
+    }
+
+    /// The client's address, if known.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.addr
+    }
+
+    /// How long since the client subscribed.
+    pub fn connected(&self) -> Duration {
+        self.since.elapsed()
+    }
+
+    /// Parts sent so far.
+    pub fn frames(&self) -> u64 {
+        self.frames.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of parts sent so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// The writer took the frame `seq` to send it at `now`. Frames between
+    /// the last one it took and this one were skipped.
+    pub(crate) fn took(&self, seq: u64, now: Instant) {
+        let last = self.last_seq.load(Ordering::Relaxed);
+        if seq > last {
+            // `last_seq` before `skipped`, and readers load them in the other
+            // order (see `skipped`): a reader may see the new `last_seq` with
+            // the old `skipped` (a low count), never the reverse.
+            self.last_seq.store(seq, Ordering::Release);
+            if seq > last + 1 {
+                let skipped = self.skipped.load(Ordering::Relaxed) + (seq - last - 1);
+                self.skipped.store(skipped, Ordering::Release);
+            }
+        }
+        let at = u64::try_from(now.saturating_duration_since(self.since).as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let prev = self.last_at.load(Ordering::Relaxed);
+        if prev != 0 {
+            let dt = at.saturating_sub(prev);
+            let mean = self.mean_interval.load(Ordering::Relaxed);
+            let mean = if mean == 0 { dt } else { (4 * mean + dt) / 5 };
+            self.mean_interval.store(mean.max(1), Ordering::Relaxed);
+        }
+        self.last_at.store(at, Ordering::Relaxed);
+    }
+
+    /// The writer finished sending a part of `bytes` bytes.
+    pub(crate) fn wrote(&self, bytes: usize) {
+        let frames = self.frames.load(Ordering::Relaxed) + 1;
+        self.frames.store(frames, Ordering::Relaxed);
+        let total = self.bytes.load(Ordering::Relaxed) + bytes as u64;
+        self.bytes.store(total, Ordering::Relaxed);
+    }
+
+    /// Frames skipped, with `newest` the seq of the stream's newest frame:
+    /// those skipped between parts taken, and those published since the
+    /// last part taken that a newer frame replaced before this client could
+    /// take them (a stalled client keeps skipping while it hangs).
+    fn skipped(&self, newest: u64) -> u64 {
+        let skipped = self.skipped.load(Ordering::Acquire);
+        let last = self.last_seq.load(Ordering::Acquire);
+        let now = skipped + newest.saturating_sub(last).saturating_sub(1);
+        self.skipped_reported
+            .fetch_max(now, Ordering::Relaxed)
+            .max(now)
+    }
+
+    fn fps(&self, now: Instant) -> f64 {
+        let mean = self.mean_interval.load(Ordering::Relaxed);
+        let last = self.last_at.load(Ordering::Relaxed);
+        if mean == 0 || last == 0 {
+            return 0.0;
+        }
+        let since_last = u64::try_from(now.saturating_duration_since(self.since).as_nanos())
+            .unwrap_or(u64::MAX)
+            .saturating_sub(last);
+        // A client that stopped getting frames shows a falling rate.
+        let interval = mean.max(since_last) as f64 / 1e9;
+        ((1.0 / interval) * 100.0).round() / 100.0
+    }
+
+    fn stats(&self, newest: u64, now: Instant) -> ClientStats {
+        ClientStats {
+            addr: self.addr,
+            connected: now.saturating_duration_since(self.since),
+            frames: self.frames(),
+            bytes: self.bytes(),
+            frames_skipped: self.skipped(newest),
+            fps: self.fps(now),
+        }
+    }
+}
+
 /// A viewer's handle on a hub: yields the newest frame whenever asked.
 pub struct Subscriber {
     rx: watch::Receiver<Option<Arc<Published>>>,
@@ -324,6 +635,7 @@ pub struct Subscriber {
     /// when the viewer arrived is shown at once, not after the next publish.
     fresh: bool,
     hub: Hub,
+    record: Arc<ClientRecord>,
 }
 
 impl Subscriber {
@@ -363,10 +675,30 @@ impl Subscriber {
     pub fn hub(&self) -> &Hub {
         &self.hub
     }
+
+    /// What this subscriber was sent, as its writer recorded it.
+    pub fn record(&self) -> &ClientRecord {
+        &self.record
+    }
+
+    /// Frames this subscriber skipped so far (see [`ClientStats`]).
+    pub fn frames_skipped(&self) -> u64 {
+        let newest = self.rx.borrow().as_ref().map_or(0, |p| p.seq);
+        self.record.skipped(newest)
+    }
 }
 
 impl Drop for Subscriber {
     fn drop(&mut self) {
+        // Its writer is gone, so its counts are final.
+        let skipped = self.frames_skipped();
+        {
+            let mut list = lock(&self.hub.inner.client_list);
+            list.live.remove(&self.record.id);
+            list.gone.frames += self.record.frames();
+            list.gone.bytes += self.record.bytes();
+            list.gone.skipped += skipped;
+        }
         self.hub.inner.clients.send_modify(|n| *n -= 1);
     }
 }

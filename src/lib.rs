@@ -20,6 +20,7 @@
 //! | [`http`] | the routes: stream, snapshot, push, index, status, mjpg-streamer URLs |
 //! | [`viewer`] | one viewer: which frame next; the direct socket path for plain stream requests |
 //! | [`server`] | accept loop, connection limit, graceful shutdown |
+//! | [`metrics`] | `/metrics`: the counters of every stream for Prometheus |
 //! | [`config`], [`cli`] | the command line and the standalone server |
 //!
 //! A frame's path: a source hands bytes to [`convert`] (or the splitter in
@@ -52,6 +53,7 @@ pub mod frame;
 pub mod http;
 pub mod hub;
 pub mod jpeg;
+pub mod metrics;
 pub mod multipart;
 pub mod server;
 pub mod source;

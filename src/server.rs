@@ -7,6 +7,7 @@
 //! shared [`CancellationToken`]. A [`TaskTracker`] lets shutdown wait until
 //! every connection task has ended.
 
+use axum::extract::ConnectInfo;
 use axum::Router;
 use bytes::{Bytes, BytesMut};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -24,6 +25,7 @@ use tokio::sync::Semaphore;
 use tokio_io_timeout::TimeoutStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
 
 use crate::http::{self, HttpOptions};
 use crate::hub::Streams;
@@ -226,7 +228,7 @@ impl Handler {
         if let Some((hub, min_interval)) = self.direct_stream(&head) {
             drop(head);
             let viewer = Viewer::new(
-                hub.subscribe(),
+                hub.subscribe_from(Some(peer)),
                 min_interval,
                 self.opts.http.resend_after,
                 self.shutdown.clone(),
@@ -252,7 +254,15 @@ impl Handler {
             // gone out: slow viewers skip frames instead of queueing them.
             // It also caps request headers at 16 KiB.
             .max_buf_size(MAX_HEAD);
-        let service = TowerToHyperService::new(self.app);
+        // Routes learn the client's address the way axum's own server tells
+        // them: a `ConnectInfo` in the request's extensions.
+        let app =
+            self.app
+                .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    req
+                });
+        let service = TowerToHyperService::new(app);
         let conn = builder.serve_connection(io, service);
         tokio::pin!(conn);
         let result = tokio::select! {

@@ -13,9 +13,17 @@
 //! library state per viewer (hyper keeps a 16 KiB read buffer and an 8 KiB
 //! write buffer for every connection, which is most of the memory of ten
 //! thousand viewers) and skips a layer of polling per frame.
+//!
+//! Both writers account for what they send in the same place: the
+//! subscriber's [`ClientRecord`](crate::hub::ClientRecord) (frames, bytes,
+//! skipped frames, rate), which `/status` and `/metrics` read. When a viewer
+//! ends, one access-log line (`tracing` target `mjpeg_server::access`, level
+//! info) gives its address, stream, duration, frames, bytes and skipped
+//! frames.
 
 use bytes::Bytes;
 use std::io::{self, IoSlice};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -92,8 +100,45 @@ impl Viewer {
                 }
             }
         };
-        self.last_sent = Some(Instant::now());
+        let now = Instant::now();
+        self.last_sent = Some(now);
+        self.sub.record().took(part.seq(), now.into_std());
         Some(part)
+    }
+
+    /// Records that `part` (from [`Viewer::next_part`]) has been written
+    /// whole, for `/status` and `/metrics`.
+    pub fn sent(&self, part: &Published) {
+        self.sub.record().wrote(part.wire_len());
+    }
+}
+
+impl Drop for Viewer {
+    /// The access log: one line per viewer, when it ends.
+    fn drop(&mut self) {
+        let record = self.sub.record();
+        tracing::info!(
+            target: "mjpeg_server::access",
+            client = %Peer(record.addr()),
+            stream = self.sub.hub().name(),
+            duration_ms = u64::try_from(record.connected().as_millis()).unwrap_or(u64::MAX),
+            frames = record.frames(),
+            bytes = record.bytes(),
+            skipped = self.sub.frames_skipped(),
+            "stream client left"
+        );
+    }
+}
+
+/// A client address for the log, `-` when unknown.
+struct Peer(Option<SocketAddr>);
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(addr) => write!(f, "{addr}"),
+            None => f.write_str("-"),
+        }
     }
 }
 
@@ -175,6 +220,7 @@ pub async fn write_stream<S: AsyncRead + AsyncWrite + Unpin>(
             },
         };
         write_all_vectored(io, &part.chunks()).await?;
+        viewer.sent(&part);
     }
     io.flush().await
 }

@@ -144,10 +144,12 @@ pub async fn run(opts: RelayOptions, hub: Hub, shutdown: CancellationToken) {
                 }
             }
             Err(e) => {
+                hub.record_source_error();
                 tracing::warn!(
                     stream = hub.name(),
                     url = opts.url,
-                    "{e}; reconnecting in {backoff:?}"
+                    error = %e,
+                    "upstream lost; reconnecting in {backoff:?}"
                 );
                 hub.set_source_state(SourceState::Waiting(format!(
                     "{e}; reconnecting in {:.1} s",
@@ -158,6 +160,7 @@ pub async fn run(opts: RelayOptions, hub: Hub, shutdown: CancellationToken) {
                     _ = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(opts.backoff_max);
+                hub.record_reconnect();
             }
         }
     }
