@@ -253,6 +253,31 @@ async fn write_all_vectored<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
+/// The fuzz target's checks (`fuzz/fuzz_targets/request.rs`): an arbitrary
+/// request head, parsed as the server parses it, never panics, and a stream
+/// it resolves to is one that exists.
+#[doc(hidden)]
+pub fn fuzz_request(data: &[u8]) {
+    let streams = Streams::new();
+    for name in ["cam", "b-2"] {
+        streams.add(name).expect("valid names");
+    }
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut req = httparse::Request::new(&mut headers);
+    if let Ok(httparse::Status::Complete(_)) = req.parse(data) {
+        if let Some(target) = req.path {
+            let (path, query) = match target.split_once('?') {
+                Some((p, q)) => (p, Some(q)),
+                None => (target, None),
+            };
+            if let Some((hub, interval)) = stream_request(&streams, path, query) {
+                assert!(streams.get(hub.name()).is_some());
+                assert!(interval.is_none_or(|i| i > Duration::ZERO));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

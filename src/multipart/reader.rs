@@ -336,9 +336,64 @@ fn parse_headers(block: &[u8]) -> Result<Vec<(String, String)>, MultipartError> 
     Ok(headers)
 }
 
+/// The fuzz target's checks (`fuzz/fuzz_targets/multipart.rs`), here so
+/// that unit tests can replay its findings through the same code: arbitrary
+/// bytes read whole and byte by byte never panic, never buffer much past the
+/// part limit, never yield a part over the limit, and, when neither reading
+/// hit an error, yield the same parts.
+#[doc(hidden)]
+pub fn fuzz_read(data: &[u8]) {
+    const MAX: usize = 4096;
+    let run = |chunk: usize| {
+        let mut r = PartReader::new("--bnd", MAX);
+        let mut parts = Vec::new();
+        let mut errors = 0;
+        for piece in data.chunks(chunk.max(1)) {
+            r.push(piece);
+            loop {
+                match r.next_part() {
+                    Ok(Some(p)) => {
+                        assert!(p.body.len() <= MAX, "part of {} bytes", p.body.len());
+                        parts.push(p);
+                    }
+                    Ok(None) => break,
+                    Err(_) => errors += 1,
+                }
+            }
+            assert!(
+                r.buffered() <= MAX + r.bare.len() + 8 + chunk,
+                "buffered {} bytes",
+                r.buffered()
+            );
+        }
+        (parts, errors)
+    };
+    let (whole, e1) = run(data.len());
+    let (bytewise, e2) = run(1);
+    if e1 == 0 && e2 == 0 {
+        assert_eq!(whole, bytewise, "parts depend on how the input was cut");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fuzz_checks_hold_on_samples() {
+        let mut ours = crate::multipart::PREAMBLE.to_vec();
+        ours.extend_from_slice(b"Content-Length: 3\r\n\r\nabc\r\n--mjpegserverboundary\r\n");
+        for sample in [
+            &b""[..],
+            b"--bnd\r\n\r\nx\r\n--bnd--\r\n",
+            b"junk\n----bnd\nContent-Length: 2\n\nxy\n--bnd\n\nz",
+            b"--bnd\r\nContent-Length: 99999\r\n\r\n",
+            b"--bnd\r\nno colon here\r\n\r\n--bnd\r\n",
+            &ours,
+        ] {
+            fuzz_read(sample);
+        }
+    }
 
     fn read_all(
         reader: &mut PartReader,

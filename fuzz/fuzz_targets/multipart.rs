@@ -1,0 +1,12 @@
+//! Arbitrary bytes as a multipart body, read whole and byte by byte.
+//!
+//! The checks live in `mjpeg_server::multipart::reader::fuzz_read`, so that
+//! unit tests replay findings through the same code.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    mjpeg_server::multipart::reader::fuzz_read(data);
+});
