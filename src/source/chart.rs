@@ -599,7 +599,7 @@ impl Data {
             // Stable: samples with the same time keep their order.
             new.sort_by(|a, b| a.0.total_cmp(&b.0));
             let points = &mut series.points;
-            if points.back().map_or(true, |&(last, _)| last <= new[0].0) {
+            if points.back().is_none_or(|&(last, _)| last <= new[0].0) {
                 points.extend(new);
             } else {
                 // Late samples: merge, keeping the series in time order.

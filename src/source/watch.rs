@@ -1318,7 +1318,7 @@ fn wanted(matcher: Option<&GlobMatcher>, name: &OsStr) -> bool {
     if text.starts_with('.') || TEMP_SUFFIXES.iter().any(|s| text.ends_with(s)) {
         return false;
     }
-    matcher.map_or(true, |m| m.is_match(Path::new(name)))
+    matcher.is_none_or(|m| m.is_match(Path::new(name)))
 }
 
 /// The wanted regular files of `dir`, with their stamps.
