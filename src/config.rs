@@ -5,58 +5,81 @@
 //! names it before anything starts.
 
 use clap::Parser;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use crate::hub::check_name;
+use crate::server::ListenAddr;
 use crate::source::SourceSpec;
 
 /// Serve live MJPEG streams over HTTP.
 ///
 /// With no flags, serves a built-in demo stream at http://127.0.0.1:8080/.
+/// Settings may also come from a TOML file (`--config`); a flag given on
+/// the command line wins over the file.
 #[derive(Debug, Parser)]
 #[command(name = "mjpeg-server", version, after_help = AFTER_HELP)]
 pub struct Cli {
-    /// Address and port to listen on.
-    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+    /// Read settings and streams from this TOML file; flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Check the settings (file and flags), print the effective
+    /// configuration as TOML and exit: 0 if valid, 2 with the error if not.
+    #[arg(long)]
+    pub check_config: bool,
+
+    /// Address and port to listen on, or unix:PATH for a Unix socket
+    /// (repeatable, e.g. 127.0.0.1:8080 and [::1]:8080). Given on the
+    /// command line, replaces the file's list. Default: 127.0.0.1:8080.
+    #[arg(long = "listen", value_name = "ADDR:PORT")]
+    pub listen: Vec<ListenAddr>,
 
     /// A stream, as NAME=SOURCE (repeatable). SOURCE is demo, dir:PATH,
     /// watch:PATH, push, stdin, exec:COMMAND, relay:URL or chart; options
-    /// follow after `#`. Without any, one stream `demo=demo` is served.
+    /// follow after `#`. A flag replaces the config file's stream of the
+    /// same name and adds any other. Without any, one stream `demo=demo` is
+    /// served.
     #[arg(long = "stream", value_name = "NAME=SOURCE")]
     pub streams: Vec<StreamArg>,
 
     /// Frames per second of sources that set their own pace (dir, demo).
-    #[arg(long, value_name = "N", default_value = "10", value_parser = positive_f64)]
-    pub fps: f64,
+    /// Default: 10.
+    #[arg(long, value_name = "N", value_parser = positive_f64)]
+    pub fps: Option<f64>,
 
     /// Re-send the newest frame to a viewer after this many seconds without
     /// a new one (Chrome shows a frame only when the next begins); 0 = never.
-    #[arg(long, value_name = "SECONDS", default_value = "1", value_parser = non_negative_f64)]
-    pub resend_after: f64,
+    /// Default: 1.
+    #[arg(long, value_name = "SECONDS", value_parser = non_negative_f64)]
+    pub resend_after: Option<f64>,
 
     /// Drop a viewer whose socket accepts nothing for this many seconds;
-    /// 0 = never.
-    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = non_negative_f64)]
-    pub write_timeout: f64,
+    /// 0 = never. Default: 10.
+    #[arg(long, value_name = "SECONDS", value_parser = non_negative_f64)]
+    pub write_timeout: Option<f64>,
 
-    /// Most connections open at once; more get 503.
-    #[arg(long, value_name = "N", default_value = "4096", value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_connections: u32,
+    /// Most connections open at once; more get 503. Default: 4096.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
 
     /// Create a push stream when a frame is pushed to an unknown name.
     #[arg(long)]
     pub allow_create: bool,
 
     /// Largest frame a source may publish (bytes; K, M, G suffixes allowed).
-    #[arg(long, value_name = "BYTES", default_value = "16M", value_parser = byte_size)]
-    pub max_frame_size: usize,
+    /// Default: 16M.
+    #[arg(long, value_name = "BYTES", value_parser = byte_size)]
+    pub max_frame_size: Option<usize>,
 
     /// JPEG quality for images converted from other formats (PNG, GIF, …).
-    #[arg(long, value_name = "1-100", default_value = "85", value_parser = clap::value_parser!(u8).range(1..=100))]
-    pub jpeg_quality: u8,
+    /// Default: 85.
+    #[arg(long, value_name = "1-100", value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub jpeg_quality: Option<u8>,
 
     /// Shrink converted images wider than this many pixels.
     #[arg(long, value_name = "PIXELS", value_parser = clap::value_parser!(u32).range(1..=65535))]
@@ -74,6 +97,7 @@ Examples:
   mjpeg-server --stream graphs=push      # then: curl -T graph.png http://127.0.0.1:8080/stream/graphs
   mjpeg-server --stream 'cpu=chart#title=CPU#window=120'   # then: curl -d load=0.4 http://127.0.0.1:8080/stream/cpu/data
   mjpeg-server --stream cam=relay:http://192.0.2.10/video.cgi --stream plot=watch:./graph.png
+  mjpeg-server --config streams.toml --check-config   # validate, print the effective config
 
 URLs: /  /stream/NAME  /snapshot/NAME  /status  /?action=stream  /?action=snapshot
 Logging: set RUST_LOG (e.g. RUST_LOG=debug).";
@@ -85,6 +109,18 @@ pub struct StreamArg {
     pub name: String,
     /// Where its frames come from.
     pub source: SourceSpec,
+    /// The source as written (`watch:./x.png#poll=1`), options included.
+    pub source_text: String,
+}
+
+impl Serialize for StreamArg {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("StreamArg", 2)?;
+        st.serialize_field("name", &self.name)?;
+        st.serialize_field("source", &self.source_text)?;
+        st.end()
+    }
 }
 
 impl FromStr for StreamArg {
@@ -95,12 +131,14 @@ impl FromStr for StreamArg {
             return Err("expected NAME=SOURCE, e.g. cam=dir:./img".into());
         };
         check_name(name).map_err(|e| e.to_string())?;
+        let source_text = source;
         let source = source
             .parse()
             .map_err(|e: crate::source::SourceError| e.to_string())?;
         Ok(StreamArg {
             name: name.to_string(),
             source,
+            source_text: source_text.to_string(),
         })
     }
 }
@@ -146,6 +184,471 @@ pub fn seconds_or_off(secs: f64) -> Option<Duration> {
     (secs > 0.0).then(|| Duration::from_secs_f64(secs))
 }
 
+/// The settings the server runs with: the config file, if any, with the
+/// command line's flags laid over it and defaults for the rest.
+///
+/// Serialises as TOML in the config file's own format (`--check-config`
+/// prints it), so its output is itself a valid config file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Settings {
+    /// Addresses to listen on, at least one.
+    pub listen: Vec<ListenAddr>,
+    /// Frames per second of sources that set their own pace.
+    pub fps: f64,
+    /// Seconds before re-sending the newest frame; 0 = never.
+    pub resend_after: f64,
+    /// Seconds a write may stall before the viewer is dropped; 0 = never.
+    pub write_timeout: f64,
+    /// Most connections open at once.
+    pub max_connections: u32,
+    /// Create a push stream when a frame is pushed to an unknown name.
+    pub allow_create: bool,
+    /// Largest frame, in bytes.
+    pub max_frame_size: usize,
+    /// JPEG quality of converted images.
+    pub jpeg_quality: u8,
+    /// Shrink converted images wider than this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_width: Option<u32>,
+    /// Shrink converted images taller than this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_height: Option<u32>,
+    /// The streams, in order (the first is `/stream`). Empty means none
+    /// were configured; [`Settings::resolve`] never leaves it empty unless
+    /// `allow_create` is set.
+    #[serde(rename = "stream")]
+    pub streams: Vec<StreamArg>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: vec![ListenAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 8080)))],
+            fps: 10.0,
+            resend_after: 1.0,
+            write_timeout: 10.0,
+            max_connections: 4096,
+            allow_create: false,
+            max_frame_size: 16 << 20,
+            jpeg_quality: 85,
+            max_width: None,
+            max_height: None,
+            streams: Vec::new(),
+        }
+    }
+}
+
+/// A config file that cannot be used. Displays as one line:
+/// `FILE:LINE:COLUMN: key `KEY`: what is wrong`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read config file {path}: {error}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        error: std::io::Error,
+    },
+    /// The file is not valid TOML, or a key or value is wrong.
+    #[error("{path}:{line}:{column}: {}{message}", key.as_ref().map(|k| format!("key `{k}`: ")).unwrap_or_default())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the problem.
+        line: usize,
+        /// 1-based column of the problem.
+        column: usize,
+        /// The key, as a dotted path, when known.
+        key: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Settings {
+    /// The settings `cli` asks for: its config file (if any), then its
+    /// flags, then defaults. A `--stream` whose name is in the file
+    /// replaces that stream; other `--stream`s are added after the file's.
+    pub fn resolve(cli: &Cli) -> Result<Settings, ConfigError> {
+        let file = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+                    path: path.clone(),
+                    error,
+                })?;
+                FileConfig::parse(path, &text)?
+            }
+            None => FileConfig::default(),
+        };
+        Ok(Settings::merge(file, cli))
+    }
+
+    fn merge(file: FileConfig, cli: &Cli) -> Settings {
+        let d = Settings::default();
+        let mut streams: Vec<StreamArg> = file.streams.into_iter().map(|s| s.0).collect();
+        let from_file = streams.len();
+        let mut replaced = vec![false; from_file];
+        for arg in &cli.streams {
+            // A flag replaces the file's stream of that name, once; two
+            // flags with one name stay two, for the duplicate to be refused.
+            match streams[..from_file]
+                .iter()
+                .position(|s| s.name == arg.name)
+                .filter(|&i| !replaced[i])
+            {
+                Some(i) => {
+                    streams[i] = arg.clone();
+                    replaced[i] = true;
+                }
+                None => streams.push(arg.clone()),
+            }
+        }
+        let allow_create = cli.allow_create || file.allow_create.unwrap_or(d.allow_create);
+        if streams.is_empty() && !allow_create {
+            streams.push(StreamArg {
+                name: "demo".into(),
+                source: SourceSpec::Demo,
+                source_text: "demo".into(),
+            });
+        }
+        Settings {
+            listen: if !cli.listen.is_empty() {
+                cli.listen.clone()
+            } else {
+                file.listen.map(|l| l.0).unwrap_or(d.listen)
+            },
+            fps: cli.fps.or(file.fps.map(|v| v.0)).unwrap_or(d.fps),
+            resend_after: cli
+                .resend_after
+                .or(file.resend_after.map(|v| v.0))
+                .unwrap_or(d.resend_after),
+            write_timeout: cli
+                .write_timeout
+                .or(file.write_timeout.map(|v| v.0))
+                .unwrap_or(d.write_timeout),
+            max_connections: cli
+                .max_connections
+                .or(file.max_connections.map(|v| v.0))
+                .unwrap_or(d.max_connections),
+            allow_create,
+            max_frame_size: cli
+                .max_frame_size
+                .or(file.max_frame_size.map(|v| v.0))
+                .unwrap_or(d.max_frame_size),
+            jpeg_quality: cli
+                .jpeg_quality
+                .or(file.jpeg_quality.map(|v| v.0))
+                .unwrap_or(d.jpeg_quality),
+            max_width: cli.max_width.or(file.max_width.map(|v| v.0)),
+            max_height: cli.max_height.or(file.max_height.map(|v| v.0)),
+            streams,
+        }
+    }
+
+    /// The settings as a TOML document (what `--check-config` prints).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot render the settings: {e}\n"))
+    }
+}
+
+/// The config file as written: every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<Listen>,
+    fps: Option<Checked<Positive>>,
+    resend_after: Option<Checked<Seconds>>,
+    write_timeout: Option<Checked<Seconds>>,
+    max_connections: Option<Checked<Connections>>,
+    allow_create: Option<bool>,
+    max_frame_size: Option<Checked<Size>>,
+    jpeg_quality: Option<Checked<Quality>>,
+    max_width: Option<Checked<Pixels>>,
+    max_height: Option<Checked<Pixels>>,
+    #[serde(default, rename = "stream")]
+    streams: Vec<FileStream>,
+}
+
+impl FileConfig {
+    fn parse(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+        let invalid =
+            |span: Option<std::ops::Range<usize>>, key: Option<String>, message: String| {
+                let (line, column) = line_column(text, span.map_or(0, |s| s.start));
+                ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    line,
+                    column,
+                    key,
+                    message,
+                }
+            };
+        let file: FileConfig = toml::from_str(text).map_err(|e| {
+            let message = e.message().lines().collect::<Vec<_>>().join("; ");
+            let mut key = error_key(&e);
+            // serde names an unknown key in its message; name it in full.
+            if let Some(unknown) = message
+                .strip_prefix("unknown field `")
+                .and_then(|rest| rest.split('`').next())
+            {
+                key = Some(match key {
+                    Some(parent) => format!("{parent}.{unknown}"),
+                    None => unknown.to_string(),
+                });
+            }
+            invalid(e.span(), key, message)
+        })?;
+        // Names are checked here, not in `StreamArg`, to point at the second
+        // of two streams with one name.
+        let mut seen: Vec<&str> = Vec::new();
+        for s in &file.streams {
+            if seen.contains(&s.0.name.as_str()) {
+                return Err(invalid(
+                    Some(s.1.clone()),
+                    Some("stream.name".into()),
+                    format!("stream name {:?} is used twice", s.0.name),
+                ));
+            }
+            seen.push(&s.0.name);
+        }
+        Ok(file)
+    }
+}
+
+/// The dotted key a toml error is about. The error keeps it private but
+/// prints it (`in `a.b``) when rendered without the input.
+fn error_key(e: &toml::de::Error) -> Option<String> {
+    let mut bare = e.clone();
+    bare.set_input(None);
+    let rendered = bare.to_string();
+    let line = rendered.lines().rev().find(|l| l.starts_with("in `"))?;
+    Some(
+        line.trim_start_matches("in `")
+            .trim_end_matches('`')
+            .to_string(),
+    )
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// `[[stream]]` in the file: a name and a source spec, checked as the
+/// command line checks `--stream NAME=SOURCE`. Keeps the name's span so a
+/// duplicate can be pointed at.
+#[derive(Debug)]
+struct FileStream(StreamArg, std::ops::Range<usize>);
+
+impl<'de> Deserialize<'de> for FileStream {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raw {
+            name: toml::Spanned<StreamName>,
+            source: SourceText,
+        }
+        let raw = Raw::deserialize(d)?;
+        let span = raw.name.span();
+        Ok(FileStream(
+            StreamArg {
+                name: raw.name.into_inner().0,
+                source: raw.source.0,
+                source_text: raw.source.1,
+            },
+            span,
+        ))
+    }
+}
+
+struct StreamName(String);
+
+impl<'de> Deserialize<'de> for StreamName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        check_name(&s).map_err(serde::de::Error::custom)?;
+        Ok(StreamName(s))
+    }
+}
+
+struct SourceText(SourceSpec, String);
+
+impl<'de> Deserialize<'de> for SourceText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let spec = s.parse().map_err(serde::de::Error::custom)?;
+        Ok(SourceText(spec, s))
+    }
+}
+
+/// `listen = "ADDR:PORT"` or `listen = ["ADDR:PORT", "unix:PATH", …]`.
+#[derive(Debug)]
+struct Listen(Vec<ListenAddr>);
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        fn addr<E: serde::de::Error>(s: &str) -> Result<ListenAddr, E> {
+            s.parse().map_err(E::custom)
+        }
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Listen;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an address like \"127.0.0.1:8080\" or a list of them")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Listen, E> {
+                Ok(Listen(vec![addr(s)?]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Listen, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    out.push(addr(&s)?);
+                }
+                if out.is_empty() {
+                    return Err(serde::de::Error::custom(
+                        "listen needs at least one address",
+                    ));
+                }
+                Ok(Listen(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A value checked as its flag checks it.
+#[derive(Debug)]
+struct Checked<K: Kind>(K::Value);
+
+trait Kind {
+    type Value;
+    fn from_number(n: f64, integer: bool) -> Result<Self::Value, String>;
+    fn from_str(s: &str) -> Result<Self::Value, String> {
+        Err(format!("expected a number, found the string {s:?}"))
+    }
+}
+
+impl<'de, K: Kind> Deserialize<'de> for Checked<K> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<K>(std::marker::PhantomData<K>);
+        impl<'de, K: Kind> serde::de::Visitor<'de> for V<K> {
+            type Value = Checked<K>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Checked<K>, E> {
+                K::from_number(v as f64, true)
+                    .map(Checked)
+                    .map_err(E::custom)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Checked<K>, E> {
+                K::from_number(v as f64, true)
+                    .map(Checked)
+                    .map_err(E::custom)
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Checked<K>, E> {
+                K::from_number(v, false).map(Checked).map_err(E::custom)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Checked<K>, E> {
+                K::from_str(v).map(Checked).map_err(E::custom)
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Checked<K>, E> {
+                Err(E::custom(format!("expected a number, found {v}")))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+#[derive(Debug)]
+struct Positive;
+impl Kind for Positive {
+    type Value = f64;
+    fn from_number(n: f64, _: bool) -> Result<f64, String> {
+        if n.is_finite() && n > 0.0 {
+            Ok(n)
+        } else {
+            Err(format!("{n} is not a positive number"))
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Seconds;
+impl Kind for Seconds {
+    type Value = f64;
+    fn from_number(n: f64, _: bool) -> Result<f64, String> {
+        if n.is_finite() && n >= 0.0 {
+            Ok(n)
+        } else {
+            Err(format!("{n} is not a number of seconds (0 or more)"))
+        }
+    }
+}
+
+fn whole_in(n: f64, integer: bool, lo: u32, hi: u32) -> Result<u32, String> {
+    if integer && n >= lo as f64 && n <= hi as f64 {
+        Ok(n as u32)
+    } else {
+        Err(format!("{n} is not a whole number from {lo} to {hi}"))
+    }
+}
+
+#[derive(Debug)]
+struct Connections;
+impl Kind for Connections {
+    type Value = u32;
+    fn from_number(n: f64, integer: bool) -> Result<u32, String> {
+        whole_in(n, integer, 1, u32::MAX)
+    }
+}
+
+#[derive(Debug)]
+struct Quality;
+impl Kind for Quality {
+    type Value = u8;
+    fn from_number(n: f64, integer: bool) -> Result<u8, String> {
+        whole_in(n, integer, 1, 100).map(|v| v as u8)
+    }
+}
+
+#[derive(Debug)]
+struct Pixels;
+impl Kind for Pixels {
+    type Value = u32;
+    fn from_number(n: f64, integer: bool) -> Result<u32, String> {
+        whole_in(n, integer, 1, 65535)
+    }
+}
+
+/// Bytes: a whole number or a string with a suffix (`"16M"`).
+#[derive(Debug)]
+struct Size;
+impl Kind for Size {
+    type Value = usize;
+    fn from_number(n: f64, integer: bool) -> Result<usize, String> {
+        if integer && n >= 1.0 && n <= usize::MAX as f64 {
+            Ok(n as usize)
+        } else {
+            Err(format!("{n} is not a size: use e.g. 16777216 or \"16M\""))
+        }
+    }
+    fn from_str(s: &str) -> Result<usize, String> {
+        byte_size(s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,13 +675,72 @@ mod tests {
     #[test]
     fn defaults_and_bad_numbers() {
         let cli = Cli::try_parse_from(["mjpeg-server"]).unwrap();
-        assert_eq!(cli.listen.to_string(), "127.0.0.1:8080");
-        assert!(cli.streams.is_empty());
+        let settings = Settings::resolve(&cli).unwrap();
+        assert_eq!(settings.listen[0].to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.streams.len(), 1);
+        assert_eq!(settings.streams[0].source, SourceSpec::Demo);
         assert!(Cli::try_parse_from(["x", "--fps", "0"]).is_err());
         assert!(Cli::try_parse_from(["x", "--fps", "abc"]).is_err());
         assert!(Cli::try_parse_from(["x", "--resend-after", "-1"]).is_err());
         assert_eq!(seconds_or_off(0.0), None);
-        assert_eq!(cli.max_frame_size, 16 << 20);
+        assert_eq!(settings.max_frame_size, 16 << 20);
+    }
+
+    fn parse(text: &str) -> Result<FileConfig, ConfigError> {
+        FileConfig::parse(Path::new("t.toml"), text)
+    }
+
+    #[test]
+    fn file_values_and_flags_merge() {
+        let file = parse(
+            "listen = \"[::1]:81\"\nfps = 2.5\nmax-frame-size = 1024\nwrite-timeout = 0\n\
+             [[stream]]\nname = \"a\"\nsource = \"demo\"\n",
+        )
+        .unwrap();
+        let cli = Cli::try_parse_from(["x", "--write-timeout", "3", "--stream", "b=push"]).unwrap();
+        let s = Settings::merge(file, &cli);
+        assert_eq!(s.listen, [ListenAddr::Tcp("[::1]:81".parse().unwrap())]);
+        assert_eq!(s.fps, 2.5);
+        assert_eq!(s.write_timeout, 3.0);
+        assert_eq!(s.max_frame_size, 1024);
+        let names: Vec<_> = s.streams.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        // Two flags with one name are both kept, to be refused as a duplicate.
+        let cli = Cli::try_parse_from(["x", "--stream", "a=push", "--stream", "a=demo"]).unwrap();
+        let file = parse("[[stream]]\nname = \"a\"\nsource = \"demo\"\n").unwrap();
+        assert_eq!(Settings::merge(file, &cli).streams.len(), 2);
+        // allow-create alone means no default demo stream.
+        let s = Settings::merge(
+            parse("allow-create = true").unwrap(),
+            &Cli::try_parse_from(["x"]).unwrap(),
+        );
+        assert!(s.streams.is_empty());
+    }
+
+    #[test]
+    fn file_errors_name_line_and_key() {
+        let e = parse("\n\nfps = -1\n").unwrap_err().to_string();
+        assert!(e.starts_with("t.toml:3:7: key `fps`: "), "{e}");
+        let e = parse("[[stream]]\nname = \"a\"\nsource = \"demo\"\nfps = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("t.toml:4:1: key `stream.fps`: unknown field"),
+            "{e}"
+        );
+        let e = parse("listen = \"unix:\"").unwrap_err().to_string();
+        assert!(e.contains("key `listen`: unix: needs a path"), "{e}");
+        let l = parse("listen = [\"unix:/run/x.sock\"]")
+            .unwrap()
+            .listen
+            .unwrap();
+        assert_eq!(l.0, [ListenAddr::Unix("/run/x.sock".into())]);
+        let e = parse("listen = []").unwrap_err().to_string();
+        assert!(e.contains("at least one address"), "{e}");
+        let e = parse("max-frame-size = true").unwrap_err().to_string();
+        assert!(e.contains("key `max-frame-size`"), "{e}");
+        assert_eq!(line_column("ab\ncdé\nf", 7), (2, 4));
+        assert_eq!(line_column("", 5), (1, 1));
     }
 
     #[test]

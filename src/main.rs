@@ -33,6 +33,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        // With stderr gone (a closed pipe), a failed log write must not
+        // turn into a panic: tracing-subscriber reports its own write errors
+        // with `eprintln!`, which panics on a broken stderr.
+        .log_internal_errors(false)
         .init();
 
     let runtime = match tokio::runtime::Runtime::new() {
@@ -42,6 +46,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if cli.check_config {
+        return match runtime.block_on(mjpeg_server::cli::check_config(&cli)) {
+            Ok(toml) => {
+                print!("{toml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     match runtime.block_on(mjpeg_server::cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -13,14 +13,17 @@ use bytes::{Bytes, BytesMut};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
+use std::fmt;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::pin::Pin;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_io_timeout::TimeoutStream;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +33,53 @@ use tower::ServiceExt;
 use crate::http::{self, HttpOptions};
 use crate::hub::Streams;
 use crate::viewer::{self, Viewer};
+
+/// An address to listen on: TCP (IPv4 or IPv6) or, on Unix, a Unix socket
+/// written `unix:PATH`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// A TCP address and port, e.g. `127.0.0.1:8080` or `[::1]:8080`.
+    Tcp(SocketAddr),
+    /// A Unix domain socket at this path (`unix:/run/mjpeg.sock`).
+    Unix(PathBuf),
+}
+
+impl FromStr for ListenAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("unix: needs a path, e.g. unix:/run/mjpeg-server.sock".into());
+            }
+            return Ok(ListenAddr::Unix(PathBuf::from(path)));
+        }
+        s.parse().map(ListenAddr::Tcp).map_err(|_| {
+            format!("{s:?} is not an ADDR:PORT (e.g. 127.0.0.1:8080 or [::1]:8080) or unix:PATH")
+        })
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenAddr::Tcp(addr) => write!(f, "{addr}"),
+            ListenAddr::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+impl serde::Serialize for ListenAddr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl From<SocketAddr> for ListenAddr {
+    fn from(addr: SocketAddr) -> Self {
+        ListenAddr::Tcp(addr)
+    }
+}
 
 /// Connection-level settings.
 #[derive(Debug, Clone)]
@@ -66,21 +116,25 @@ pub enum ServerError {
     #[error("cannot listen on {addr}: the address is already in use (is another server running? pick another with --listen)")]
     AddrInUse {
         /// The address asked for.
-        addr: SocketAddr,
+        addr: ListenAddr,
     },
+    /// No address to listen on was given.
+    #[error("no address to listen on")]
+    NoAddress,
     /// Any other failure to bind.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {error}")]
     Bind {
         /// The address asked for.
-        addr: SocketAddr,
-        /// What the OS said.
-        source: io::Error,
+        addr: ListenAddr,
+        /// What the OS said (part of the message, so not also a `source`
+        /// that `{:#}` would print twice).
+        error: io::Error,
     },
 }
 
 /// A bound server, ready to [`run`](Server::run).
 pub struct Server {
-    listener: TcpListener,
+    listeners: Vec<Listener>,
     streams: Streams,
     app: Router,
     limit: Arc<Semaphore>,
@@ -96,16 +150,40 @@ impl Server {
         streams: Streams,
         opts: ServerOptions,
     ) -> Result<Server, ServerError> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| match source.kind() {
-                io::ErrorKind::AddrInUse => ServerError::AddrInUse { addr },
-                _ => ServerError::Bind { addr, source },
+        Server::bind_all(&[ListenAddr::Tcp(addr)], streams, opts).await
+    }
+
+    /// Binds every address in `addrs` (IPv4, IPv6 and Unix sockets alike;
+    /// port 0 picks a free port for each) and prepares to serve `streams`
+    /// on all of them, sharing one connection limit. Fails if any cannot be
+    /// bound.
+    pub async fn bind_all(
+        addrs: &[ListenAddr],
+        streams: Streams,
+        opts: ServerOptions,
+    ) -> Result<Server, ServerError> {
+        let mut listeners = Vec::with_capacity(addrs.len());
+        for addr in addrs {
+            let bound = match addr {
+                ListenAddr::Tcp(a) => TcpListener::bind(a).await.map(Listener::Tcp),
+                ListenAddr::Unix(path) => bind_unix(path).await,
+            };
+            let listener = bound.map_err(|error| match error.kind() {
+                io::ErrorKind::AddrInUse => ServerError::AddrInUse { addr: addr.clone() },
+                _ => ServerError::Bind {
+                    addr: addr.clone(),
+                    error,
+                },
             })?;
+            listeners.push(listener);
+        }
+        if listeners.is_empty() {
+            return Err(ServerError::NoAddress);
+        }
         let shutdown = CancellationToken::new();
         let app = http::router(streams.clone(), opts.http.clone(), shutdown.clone());
         Ok(Server {
-            listener,
+            listeners,
             streams,
             app,
             limit: Arc::new(Semaphore::new(opts.max_connections)),
@@ -114,11 +192,22 @@ impl Server {
         })
     }
 
-    /// The address actually bound (useful with port 0).
+    /// The TCP address actually bound (useful with port 0); with several,
+    /// the first. A server listening only on Unix sockets has none and
+    /// answers `0.0.0.0:0`.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound TCP listener has a local address")
+        self.local_addrs()
+            .into_iter()
+            .find_map(|a| match a {
+                ListenAddr::Tcp(a) => Some(a),
+                ListenAddr::Unix(_) => None,
+            })
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Every address actually bound, in the order asked for.
+    pub fn local_addrs(&self) -> Vec<ListenAddr> {
+        self.listeners.iter().map(Listener::addr).collect()
     }
 
     /// A token that stops the server when cancelled: it stops accepting,
@@ -131,36 +220,20 @@ impl Server {
     /// Serves until the shutdown token is cancelled.
     pub async fn run(self) -> io::Result<()> {
         let tracker = TaskTracker::new();
-        loop {
-            let (socket, peer) = tokio::select! {
-                _ = self.shutdown.cancelled() => break,
-                r = self.listener.accept() => match r {
-                    Ok(v) => v,
-                    Err(e) => {
-                        // Running out of fds or memory is temporary: back off
-                        // instead of spinning or dying.
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
-            };
-            let Ok(permit) = self.limit.clone().try_acquire_owned() else {
-                tracker.spawn(refuse(socket));
-                continue;
-            };
-            let handler = Handler {
+        let accepting = TaskTracker::new();
+        for listener in self.listeners {
+            let acceptor = Acceptor {
                 streams: self.streams.clone(),
                 app: self.app.clone(),
+                limit: self.limit.clone(),
                 opts: self.opts.clone(),
                 shutdown: self.shutdown.clone(),
+                tracker: tracker.clone(),
             };
-            tracker.spawn(async move {
-                handler.run(socket, peer).await;
-                drop(permit);
-            });
+            accepting.spawn(acceptor.run(listener));
         }
-        drop(self.listener);
+        accepting.close();
+        accepting.wait().await;
         tracker.close();
         if tokio::time::timeout(self.opts.shutdown_grace, tracker.wait())
             .await
@@ -176,8 +249,137 @@ impl Server {
     }
 }
 
+/// One listening socket.
+enum Listener {
+    Tcp(TcpListener),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixListener, PathBuf),
+}
+
+impl Listener {
+    fn addr(&self) -> ListenAddr {
+        match self {
+            Listener::Tcp(l) => ListenAddr::Tcp(
+                l.local_addr()
+                    .expect("a bound TCP listener has a local address"),
+            ),
+            #[cfg(unix)]
+            Listener::Unix(_, path) => ListenAddr::Unix(path.clone()),
+        }
+    }
+}
+
+/// Binds a Unix socket at `path`. A socket file left behind by a server
+/// that is gone (nothing accepts on it) is replaced; one that a running
+/// server answers on is "in use". Any other kind of file is left alone.
+#[cfg(unix)]
+async fn bind_unix(path: &std::path::Path) -> io::Result<Listener> {
+    use std::os::unix::fs::FileTypeExt;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "a file that is not a socket is in the way",
+            ));
+        }
+        if tokio::net::UnixStream::connect(path).await.is_ok() {
+            return Err(io::ErrorKind::AddrInUse.into());
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = tokio::net::UnixListener::bind(path)?;
+    Ok(Listener::Unix(listener, path.to_path_buf()))
+}
+
+#[cfg(not(unix))]
+async fn bind_unix(_path: &std::path::Path) -> io::Result<Listener> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "Unix sockets are not available on this system",
+    ))
+}
+
+/// The accept loop of one listening socket.
+struct Acceptor {
+    streams: Streams,
+    app: Router,
+    limit: Arc<Semaphore>,
+    opts: ServerOptions,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Acceptor {
+    /// Accepts until shutdown, then closes the listening socket (and
+    /// removes a Unix socket's file).
+    async fn run(self, listener: Listener) {
+        match listener {
+            Listener::Tcp(l) => {
+                self.accept_loop(|| async {
+                    let (socket, peer) = l.accept().await?;
+                    // Frames go out as soon as they are written; Nagle's
+                    // delay would only add latency to the small part headers.
+                    let _ = socket.set_nodelay(true);
+                    #[cfg(any(target_os = "linux", target_os = "android"))]
+                    let _ =
+                        socket2::SockRef::from(&socket).set_tcp_notsent_lowat(NOT_SENT_LOW_WATER);
+                    Ok((socket, Some(peer)))
+                })
+                .await
+            }
+            #[cfg(unix)]
+            Listener::Unix(l, path) => {
+                self.accept_loop(|| async {
+                    let (socket, _) = l.accept().await?;
+                    Ok((socket, None))
+                })
+                .await;
+                drop(l);
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+
+    async fn accept_loop<S, F, Fut>(&self, mut accept: F)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = io::Result<(S, Option<SocketAddr>)>>,
+    {
+        loop {
+            let (socket, peer) = tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                r = accept() => match r {
+                    Ok(v) => v,
+                    Err(e) => {
+                        // Running out of fds or memory is temporary: back off
+                        // instead of spinning or dying.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let Ok(permit) = self.limit.clone().try_acquire_owned() else {
+                self.tracker.spawn(refuse(socket));
+                continue;
+            };
+            let handler = Handler {
+                streams: self.streams.clone(),
+                app: self.app.clone(),
+                opts: self.opts.clone(),
+                shutdown: self.shutdown.clone(),
+            };
+            self.tracker.spawn(async move {
+                handler.run(socket, peer).await;
+                drop(permit);
+            });
+        }
+    }
+}
+
 /// Answers a connection over the limit with a short 503 and closes it.
-async fn refuse(mut socket: TcpStream) {
+async fn refuse<S: AsyncWrite + Unpin>(mut socket: S) {
     let _ = tokio::time::timeout(
         Duration::from_secs(1),
         socket.write_all(
@@ -205,12 +407,12 @@ const MAX_HEAD: usize = 16 * 1024;
 const NOT_SENT_LOW_WATER: u32 = 16 * 1024;
 
 impl Handler {
-    async fn run(self, socket: TcpStream, peer: SocketAddr) {
-        // Frames go out as soon as they are written; Nagle's delay would
-        // only add latency to the small part headers.
-        let _ = socket.set_nodelay(true);
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        let _ = socket2::SockRef::from(&socket).set_tcp_notsent_lowat(NOT_SENT_LOW_WATER);
+    /// Serves `socket`; `peer` is the client's address (none on a Unix
+    /// socket).
+    async fn run<S>(self, socket: S, peer: Option<SocketAddr>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let mut io = TimeoutStream::new(socket);
         io.set_write_timeout(self.opts.write_timeout);
         let mut io = Box::pin(io);
@@ -228,13 +430,13 @@ impl Handler {
         if let Some((hub, min_interval)) = self.direct_stream(&head) {
             drop(head);
             let viewer = Viewer::new(
-                hub.subscribe_from(Some(peer)),
+                hub.subscribe_from(peer),
                 min_interval,
                 self.opts.http.resend_after,
                 self.shutdown.clone(),
             );
             if let Err(e) = viewer::write_stream(&mut io, viewer).await {
-                tracing::debug!(%peer, "viewer left: {e}");
+                tracing::debug!(?peer, "viewer left: {e}");
             }
             return;
         }
@@ -259,7 +461,9 @@ impl Handler {
         let app =
             self.app
                 .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(ConnectInfo(peer));
+                    if let Some(peer) = peer {
+                        req.extensions_mut().insert(ConnectInfo(peer));
+                    }
                     req
                 });
         let service = TowerToHyperService::new(app);
@@ -273,7 +477,7 @@ impl Handler {
             }
         };
         if let Err(e) = result {
-            tracing::debug!(%peer, "connection ended: {e}");
+            tracing::debug!(?peer, "connection ended: {e}");
         }
     }
 

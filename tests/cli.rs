@@ -317,3 +317,35 @@ async fn every_source_kind_starts_from_the_command_line() {
     assert_eq!(states.len(), 4);
     assert_eq!(states[2], "running", "push after a frame: {status}");
 }
+
+#[test]
+fn sigterm_stops_the_server_even_with_stderr_gone() {
+    use std::io::{BufRead, BufReader};
+    // Logging into a closed pipe once turned the shutdown signal into a
+    // panic of the signal task, and the server ran on.
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    while !lines.next().unwrap().unwrap().contains("serving http://") {}
+    drop(lines);
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    for _ in 0..200 {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(0));
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("the server ignored SIGTERM with its stderr closed");
+}

@@ -1,0 +1,418 @@
+//! The config file: streams and settings from TOML, flags over it,
+//! `--check-config`, errors that name file, line and key, and listening on
+//! several addresses at once.
+
+mod common;
+
+use common::*;
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mjpeg-server");
+
+fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs the program to completion: (exit code, stdout, stderr).
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn stream_names(status: &serde_json::Value) -> Vec<String> {
+    status["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_config_file_with_two_streams_serves_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        dir.path(),
+        "streams.toml",
+        r#"
+fps = 20
+
+[[stream]]
+name = "cam"
+source = "demo"
+
+[[stream]]
+name = "graphs"
+source = "push"
+"#,
+    );
+    let server = ServerProcess::start(&["--config", path.to_str().unwrap()]);
+    let status = status_json(server.addr).await;
+    assert_eq!(stream_names(&status), ["cam", "graphs"]);
+    // The demo stream really streams.
+    let mut client = RawClient::stream(server.addr, "/stream/cam").await;
+    let part = client.part().await;
+    assert!(!part.jpeg.is_empty());
+}
+
+#[tokio::test]
+async fn flags_override_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // The file's address is taken: the server only starts if --listen (which
+    // ServerProcess passes) wins over it.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let path = write_config(
+        dir.path(),
+        "streams.toml",
+        &format!(
+            r#"
+listen = "{}"
+fps = 2
+jpeg-quality = 50
+
+[[stream]]
+name = "a"
+source = "demo"
+
+[[stream]]
+name = "b"
+source = "demo"
+"#,
+            taken.local_addr().unwrap()
+        ),
+    );
+    let path = path.to_str().unwrap();
+    let server =
+        ServerProcess::start(&["--config", path, "--stream", "b=push", "--stream", "c=push"]);
+    assert_eq!(
+        stream_names(&status_json(server.addr).await),
+        ["a", "b", "c"]
+    );
+    drop(server);
+
+    let (code, out, err) = run(&[
+        "--config",
+        path,
+        "--fps",
+        "7",
+        "--stream",
+        "b=push",
+        "--listen",
+        "127.0.0.1:9",
+        "--check-config",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("fps = 7.0\n"), "{out}");
+    assert!(out.contains("jpeg-quality = 50\n"), "{out}");
+    assert!(out.contains("listen = [\"127.0.0.1:9\"]\n"), "{out}");
+    assert!(
+        out.contains("name = \"b\"\nsource = \"push\"\n"),
+        "the flag's stream replaces the file's: {out}"
+    );
+    assert!(out.contains("name = \"a\"\nsource = \"demo\"\n"), "{out}");
+}
+
+#[test]
+fn check_config_prints_the_effective_config_which_is_itself_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        dir.path(),
+        "streams.toml",
+        r#"
+# Comments are fine.
+listen = ["127.0.0.1:8123", "[::1]:8123"]
+max-frame-size = "2M"
+resend-after = 0
+allow-create = true
+max-width = 640
+
+[[stream]]
+name = "plot"
+source = "watch:./graph.png#poll=1"
+
+[[stream]]
+name = "cpu"
+source = "chart#title=CPU: load#window=120"
+"#,
+    );
+    let (code, out, err) = run(&["--config", path.to_str().unwrap(), "--check-config"]);
+    assert_eq!(code, 0, "{err}");
+    for want in [
+        "listen = [\"127.0.0.1:8123\", \"[::1]:8123\"]\n",
+        "fps = 10.0\n",
+        "resend-after = 0.0\n",
+        "write-timeout = 10.0\n",
+        "max-connections = 4096\n",
+        "allow-create = true\n",
+        "max-frame-size = 2097152\n",
+        "jpeg-quality = 85\n",
+        "max-width = 640\n",
+        "[[stream]]\nname = \"plot\"\nsource = \"watch:./graph.png#poll=1\"\n",
+        "[[stream]]\nname = \"cpu\"\nsource = \"chart#title=CPU: load#window=120\"\n",
+    ] {
+        assert!(out.contains(want), "{want:?} missing from:\n{out}");
+    }
+    assert!(!out.contains("max-height"), "{out}");
+    // What it prints reads back as the same configuration.
+    let again = write_config(dir.path(), "effective.toml", &out);
+    let (code, out2, err) = run(&["--config", again.to_str().unwrap(), "--check-config"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, out2);
+    // Without a file it prints the defaults and the demo stream.
+    let (code, out, _) = run(&["--check-config"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("listen = [\"127.0.0.1:8080\"]\n"), "{out}");
+    assert!(
+        out.contains("name = \"demo\"\nsource = \"demo\"\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn bad_files_exit_2_with_one_line_naming_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("fps = 5\nfsp = 3\n", ":2:", &["key `fsp`", "unknown field"]),
+        ("fps = \"fast\"\n", ":1:", &["key `fps`", "expected a number"]),
+        ("fps = 0\n", ":1:", &["key `fps`", "not a positive number"]),
+        ("max-connections = 1.5\n", ":1:", &["key `max-connections`"]),
+        ("jpeg-quality = 101\n", ":1:", &["key `jpeg-quality`"]),
+        ("max-frame-size = \"12X\"\n", ":1:", &["key `max-frame-size`", "not a size"]),
+        ("allow-create = \"yes\"\n", ":1:", &["key `allow-create`"]),
+        ("listen = [\"nowhere\"]\n", ":1:", &["key `listen`", "nowhere"]),
+        (
+            "\n[[stream]]\nname = \"bad name\"\nsource = \"demo\"\n",
+            ":3:",
+            &["key `stream.name`", "invalid stream name"],
+        ),
+        (
+            "[[stream]]\nname = \"../x\"\nsource = \"demo\"\n",
+            ":2:",
+            &["key `stream.name`", "invalid stream name"],
+        ),
+        (
+            "[[stream]]\nname = \"x\"\nsource = \"ftp:x\"\n",
+            ":3:",
+            &["key `stream.source`", "unknown source"],
+        ),
+        (
+            "[[stream]]\nname = \"x\"\nsource = \"watch:\"\n",
+            ":3:",
+            &["key `stream.source`"],
+        ),
+        (
+            "[[stream]]\nname = \"x\"\nsource = \"demo\"\ncolour = \"red\"\n",
+            ":4:",
+            &["key `stream.colour`"],
+        ),
+        (
+            "[[stream]]\nname = \"x\"\nsource = \"demo\"\n[[stream]]\nname = \"x\"\nsource = \"push\"\n",
+            ":5:",
+            &["key `stream.name`", "used twice"],
+        ),
+        ("fps = [\n", ":1:", &["expected"]),
+    ];
+    for (text, line, wants) in cases {
+        let path = write_config(dir.path(), "bad.toml", text);
+        let path = path.to_str().unwrap();
+        for args in [
+            &["--config", path, "--check-config"][..],
+            &["--config", path, "--listen", "127.0.0.1:0"][..],
+        ] {
+            let (code, out, err) = run(args);
+            assert_eq!(code, 2, "{text:?}: {err}");
+            assert!(out.is_empty(), "{text:?}: {out}");
+            assert_eq!(err.trim_end().lines().count(), 1, "{text:?}: {err}");
+            assert!(
+                err.starts_with(&format!("error: {path}{line}")),
+                "{text:?}: {err:?} does not start with the file and line {line}"
+            );
+            for want in *wants {
+                assert!(err.contains(want), "{text:?}: {err:?} lacks {want:?}");
+            }
+            assert!(!err.contains("panicked"), "{err}");
+        }
+    }
+    let (code, _, err) = run(&["--config", "/no/such/file.toml", "--check-config"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with("error: cannot read config file /no/such/file.toml:"),
+        "{err}"
+    );
+    // Sources are checked as when serving.
+    let path = write_config(
+        dir.path(),
+        "nofolder.toml",
+        "[[stream]]\nname = \"cam\"\nsource = \"dir:/no/such/folder\"\n",
+    );
+    let (code, _, err) = run(&["--config", path.to_str().unwrap(), "--check-config"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot read folder /no/such/folder"), "{err}");
+}
+
+#[test]
+fn the_example_config_is_valid() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/mjpeg-server.toml");
+    let (code, out, err) = run(&["--config", example, "--check-config"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("[[stream]]"), "{out}");
+}
+
+/// Starts the server with `args` and returns it (stopped on drop, even if
+/// the test fails) with every TCP address it says it serves on.
+fn start_multi(args: &[&str], count: usize) -> (ServerProcess, Vec<SocketAddr>) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut addrs = Vec::new();
+    while addrs.len() < count {
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .unwrap();
+        if let Some(rest) = line.split("serving http://").nth(1) {
+            addrs.push(rest.trim_end_matches('/').parse().unwrap());
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let addr = addrs[0];
+    (ServerProcess { child, addr }, addrs)
+}
+
+#[tokio::test]
+async fn listens_on_ipv4_and_ipv6_at_once() {
+    let ipv6 = match std::net::TcpListener::bind("[::1]:0") {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("skipping the IPv6 part: cannot bind [::1]:0 here ({e})");
+            false
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let listen = if ipv6 {
+        r#"listen = ["127.0.0.1:0", "[::1]:0"]"#
+    } else {
+        r#"listen = ["127.0.0.1:0", "127.0.0.1:0"]"#
+    };
+    let path = write_config(
+        dir.path(),
+        "streams.toml",
+        &format!("{listen}\n[[stream]]\nname = \"cam\"\nsource = \"demo\"\n"),
+    );
+    let (child, addrs) = start_multi(&["--config", path.to_str().unwrap()], 2);
+    assert!(addrs[0].is_ipv4(), "{addrs:?}");
+    assert_eq!(addrs[1].is_ipv6(), ipv6, "{addrs:?}");
+    for addr in &addrs {
+        assert_eq!(stream_names(&status_json(*addr).await), ["cam"]);
+        let mut client = RawClient::stream(*addr, "/stream/cam").await;
+        assert!(!client.part().await.jpeg.is_empty());
+    }
+    // Repeated --listen flags do the same, and replace the file's list.
+    drop(child);
+    let (mut child, addrs) = start_multi(
+        &[
+            "--config",
+            path.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        2,
+    );
+    assert!(addrs.iter().all(|a| a.is_ipv4()) && addrs[0] != addrs[1]);
+    for addr in &addrs {
+        assert_eq!(stream_names(&status_json(*addr).await), ["cam"]);
+    }
+    stop(&mut child.child);
+    assert_eq!(child.child.wait().unwrap().code(), Some(0));
+}
+
+/// Sends `GET path` over a Unix socket and returns what comes back within
+/// `limit` bytes (or until the server closes).
+#[cfg(unix)]
+async fn unix_get(socket: &Path, path: &str, limit: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::UnixStream::connect(socket).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while out.len() < limit {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("timed out reading from the Unix socket")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn serves_on_a_unix_socket_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("mjpeg.sock");
+    // A stale socket file from a server that is gone is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    assert!(socket.exists());
+    let path = write_config(
+        dir.path(),
+        "streams.toml",
+        &format!(
+            "listen = [\"unix:{}\", \"127.0.0.1:0\"]\n[[stream]]\nname = \"cam\"\nsource = \"demo\"\n",
+            socket.display()
+        ),
+    );
+    let (code, out, err) = run(&["--config", path.to_str().unwrap(), "--check-config"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("\"unix:{}\"", socket.display())),
+        "{out}"
+    );
+
+    let (mut child, addrs) = start_multi(&["--config", path.to_str().unwrap()], 1);
+    let status = unix_get(&socket, "/status", usize::MAX).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert!(status.contains("\"name\":\"cam\""), "{status}");
+    // The direct stream path works over it too.
+    let stream = unix_get(&socket, "/stream/cam", 2000).await;
+    assert!(stream.starts_with("HTTP/1."), "{stream}");
+    assert!(stream.lines().next().unwrap().contains(" 200 "), "{stream}");
+    let lower = stream.to_ascii_lowercase();
+    assert!(lower.contains("multipart/x-mixed-replace"), "{stream}");
+    assert!(lower.contains("content-type: image/jpeg"), "{stream}");
+    // TCP still answers alongside.
+    assert_eq!(stream_names(&status_json(addrs[0]).await), ["cam"]);
+    // A second server cannot take the socket while the first serves on it.
+    let (code, _, err) = run(&["--listen", &format!("unix:{}", socket.display())]);
+    assert_eq!(code, 2);
+    assert!(err.contains("already in use"), "{err}");
+    stop(&mut child.child);
+    assert!(!socket.exists(), "the socket file is removed on shutdown");
+}
