@@ -34,7 +34,7 @@ pub struct Cli {
     pub check_config: bool,
 
     /// Address and port to listen on, or unix:PATH for a Unix socket
-    /// (repeatable, e.g. 127.0.0.1:8080 and [::1]:8080). Given on the
+    /// (repeatable, e.g. `127.0.0.1:8080` and `[::1]:8080`). Given on the
     /// command line, replaces the file's list. Default: 127.0.0.1:8080.
     #[arg(long = "listen", value_name = "ADDR:PORT")]
     pub listen: Vec<ListenAddr>,
