@@ -379,3 +379,33 @@ pub async fn status_json(addr: SocketAddr) -> serde_json::Value {
         .await
         .unwrap()
 }
+
+/// Checks that `rest` (what a stream sent after some point) is zero or more
+/// whole parts: headers, exactly `Content-Length` bytes of JPEG, and the
+/// boundary after it. A stream that ends this way ended at a part boundary.
+pub fn assert_whole_parts(mut rest: &[u8]) {
+    let trailer = format!("\r\n--{BOUNDARY}\r\n");
+    while !rest.is_empty() {
+        let head_end = rest
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("part headers end");
+        let head = std::str::from_utf8(&rest[..head_end]).unwrap();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .expect("Content-Length")
+            .parse()
+            .unwrap();
+        let body = head_end + 4;
+        assert!(
+            rest.len() >= body + len + trailer.len(),
+            "a part was cut short"
+        );
+        assert_eq!(
+            &rest[body + len..body + len + trailer.len()],
+            trailer.as_bytes()
+        );
+        rest = &rest[body + len + trailer.len()..];
+    }
+}
