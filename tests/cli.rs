@@ -10,21 +10,8 @@ use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mjpeg-server");
 
-/// Runs the program to completion and returns (exit code, stderr).
-fn run_fail(args: &[&str]) -> (i32, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn assert_one_line_error(args: &[&str], want: &str) {
-    let (code, err) = run_fail(args);
+    let (code, _, err) = run_to_end(args);
     assert_eq!(code, 2, "{args:?}: {err}");
     assert_eq!(
         err.trim_end().lines().count(),

@@ -18,20 +18,6 @@ fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
-/// Runs the program to completion: (exit code, stdout, stderr).
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn stream_names(status: &serde_json::Value) -> Vec<String> {
     status["streams"]
         .as_array()
@@ -103,7 +89,7 @@ source = "demo"
     );
     drop(server);
 
-    let (code, out, err) = run(&[
+    let (code, out, err) = run_to_end(&[
         "--config",
         path,
         "--fps",
@@ -148,7 +134,7 @@ name = "cpu"
 source = "chart#title=CPU: load#window=120"
 "#,
     );
-    let (code, out, err) = run(&["--config", path.to_str().unwrap(), "--check-config"]);
+    let (code, out, err) = run_to_end(&["--config", path.to_str().unwrap(), "--check-config"]);
     assert_eq!(code, 0, "{err}");
     for want in [
         "listen = [\"127.0.0.1:8123\", \"[::1]:8123\"]\n",
@@ -168,11 +154,11 @@ source = "chart#title=CPU: load#window=120"
     assert!(!out.contains("max-height"), "{out}");
     // What it prints reads back as the same configuration.
     let again = write_config(dir.path(), "effective.toml", &out);
-    let (code, out2, err) = run(&["--config", again.to_str().unwrap(), "--check-config"]);
+    let (code, out2, err) = run_to_end(&["--config", again.to_str().unwrap(), "--check-config"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, out2);
     // Without a file it prints the defaults and the demo stream.
-    let (code, out, _) = run(&["--check-config"]);
+    let (code, out, _) = run_to_end(&["--check-config"]);
     assert_eq!(code, 0);
     assert!(out.contains("listen = [\"127.0.0.1:8080\"]\n"), "{out}");
     assert!(
@@ -232,7 +218,7 @@ fn bad_files_exit_2_with_one_line_naming_file_line_and_key() {
             &["--config", path, "--check-config"][..],
             &["--config", path, "--listen", "127.0.0.1:0"][..],
         ] {
-            let (code, out, err) = run(args);
+            let (code, out, err) = run_to_end(args);
             assert_eq!(code, 2, "{text:?}: {err}");
             assert!(out.is_empty(), "{text:?}: {out}");
             assert_eq!(err.trim_end().lines().count(), 1, "{text:?}: {err}");
@@ -246,7 +232,7 @@ fn bad_files_exit_2_with_one_line_naming_file_line_and_key() {
             assert!(!err.contains("panicked"), "{err}");
         }
     }
-    let (code, _, err) = run(&["--config", "/no/such/file.toml", "--check-config"]);
+    let (code, _, err) = run_to_end(&["--config", "/no/such/file.toml", "--check-config"]);
     assert_eq!(code, 2);
     assert!(
         err.starts_with("error: cannot read config file /no/such/file.toml:"),
@@ -258,7 +244,7 @@ fn bad_files_exit_2_with_one_line_naming_file_line_and_key() {
         "nofolder.toml",
         "[[stream]]\nname = \"cam\"\nsource = \"dir:/no/such/folder\"\n",
     );
-    let (code, _, err) = run(&["--config", path.to_str().unwrap(), "--check-config"]);
+    let (code, _, err) = run_to_end(&["--config", path.to_str().unwrap(), "--check-config"]);
     assert_eq!(code, 2);
     assert!(err.contains("cannot read folder /no/such/folder"), "{err}");
 }
@@ -266,7 +252,7 @@ fn bad_files_exit_2_with_one_line_naming_file_line_and_key() {
 #[test]
 fn the_example_config_is_valid() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/mjpeg-server.toml");
-    let (code, out, err) = run(&["--config", example, "--check-config"]);
+    let (code, out, err) = run_to_end(&["--config", example, "--check-config"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("[[stream]]"), "{out}");
 }
@@ -389,7 +375,7 @@ async fn serves_on_a_unix_socket_too() {
             socket.display()
         ),
     );
-    let (code, out, err) = run(&["--config", path.to_str().unwrap(), "--check-config"]);
+    let (code, out, err) = run_to_end(&["--config", path.to_str().unwrap(), "--check-config"]);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains(&format!("\"unix:{}\"", socket.display())),
@@ -410,7 +396,7 @@ async fn serves_on_a_unix_socket_too() {
     // TCP still answers alongside.
     assert_eq!(stream_names(&status_json(addrs[0]).await), ["cam"]);
     // A second server cannot take the socket while the first serves on it.
-    let (code, _, err) = run(&["--listen", &format!("unix:{}", socket.display())]);
+    let (code, _, err) = run_to_end(&["--listen", &format!("unix:{}", socket.display())]);
     assert_eq!(code, 2);
     assert!(err.contains("already in use"), "{err}");
     stop(&mut child.child);

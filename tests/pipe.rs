@@ -39,11 +39,6 @@ fn file(dir: &Path, name: &str, data: &[u8]) -> String {
     format!("'{path}'")
 }
 
-/// A client that never uses a proxy: everything stays on 127.0.0.1.
-fn http() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
-
 /// The stream's entry in `/status`.
 async fn status(srv: &TestServer, name: &str) -> serde_json::Value {
     let status = status_json(srv.addr).await;
@@ -236,14 +231,7 @@ async fn ffmpeg_mjpeg_output_yields_twenty_valid_frames() {
     .await;
     assert_eq!(s["frames_published"], 20, "{s}");
     assert_eq!(s["frames_rejected"], 0, "{s}");
-    let snapshot = http()
-        .get(srv.url("/snapshot/cam"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let snapshot = get_bytes(srv.url("/snapshot/cam")).await;
     assert_eq!(decode(&snapshot), (320, 240));
 }
 

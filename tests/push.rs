@@ -46,18 +46,10 @@ async fn a_put_jpeg_reaches_viewers_untouched() {
 #[tokio::test]
 async fn other_formats_are_converted_to_jpeg() {
     let srv = push_server(HttpOptions::default()).await;
-    let http = reqwest::Client::new();
     for (name, w, h) in [("image.png", 320, 240), ("image.gif", 160, 120)] {
         let res = put(srv.url("/stream/cam"), corpus(name)).await;
         assert_eq!(res.status(), 204, "{name}");
-        let snap = http
-            .get(srv.url("/snapshot/cam"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let snap = get_bytes(srv.url("/snapshot/cam")).await;
         assert_eq!(decode(&snap), (w, h), "{name}");
     }
 }
@@ -69,7 +61,6 @@ async fn bad_pushes_get_the_right_status_and_lose_nothing() {
         ..HttpOptions::default()
     })
     .await;
-    let http = reqwest::Client::new();
     let good = tagged(&corpus("jpeg_5k.jpg"), "good");
     let put_cam = |body: Vec<u8>| put(srv.url("/stream/cam"), body);
     assert_eq!(put_cam(good.clone()).await.status(), 204);
@@ -102,14 +93,7 @@ async fn bad_pushes_get_the_right_status_and_lose_nothing() {
     }
     // The stream still serves the last good frame: the JPEG that came
     // before the trailing junk.
-    let snap = http
-        .get(srv.url("/snapshot/cam"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let snap = get_bytes(srv.url("/snapshot/cam")).await;
     assert!(
         snap.as_ref() == corpus("jpeg_5k.jpg").as_slice(),
         "not the last good frame"

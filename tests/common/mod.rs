@@ -409,3 +409,23 @@ pub fn assert_whole_parts(mut rest: &[u8]) {
         rest = &rest[body + len + trailer.len()..];
     }
 }
+
+/// Runs the server program to completion with stdin closed: (exit code,
+/// stdout, stderr). For flags and configurations that must make it exit.
+pub fn run_to_end(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mjpeg-server"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The body of `GET url` (a snapshot).
+pub async fn get_bytes(url: String) -> bytes::Bytes {
+    reqwest::get(url).await.unwrap().bytes().await.unwrap()
+}
