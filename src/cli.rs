@@ -2,6 +2,8 @@
 //! running streams and listening sockets, and stops on SIGINT or SIGTERM.
 
 use anyhow::Context;
+use axum::http::HeaderValue;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{seconds_or_off, Cli, Settings, StreamArg};
@@ -10,6 +12,7 @@ use crate::http::HttpOptions;
 use crate::hub::Streams;
 use crate::server::{ListenAddr, Server, ServerOptions};
 use crate::source::SourceOptions;
+use crate::tls::Tls;
 
 /// Runs the server described by `cli` (its config file and flags) until a
 /// shutdown signal.
@@ -27,6 +30,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 pub async fn check_config(cli: &Cli) -> anyhow::Result<String> {
     let settings = Settings::resolve(cli)?;
     check_streams(&settings.streams).await?;
+    load_tls(&settings)?;
     Ok(settings.to_toml())
 }
 
@@ -49,6 +53,7 @@ async fn check_streams(streams: &[StreamArg]) -> anyhow::Result<()> {
 /// Runs the server with resolved `settings` until a shutdown signal.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     check_streams(&settings.streams).await?;
+    let tls = load_tls(&settings)?;
     raise_fd_limit(settings.max_connections as u64);
     let streams = Streams::new();
     let mut sources = Vec::new();
@@ -62,14 +67,34 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         max_width: settings.max_width,
         max_height: settings.max_height,
     };
+    let access = settings
+        .auth
+        .access()
+        .map_err(|e| anyhow::anyhow!("[auth]: {e}"))?;
+    let allow_origins = settings
+        .allow_origin
+        .iter()
+        .map(|o| HeaderValue::from_str(o).with_context(|| format!("allow-origin {o:?}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let opts = ServerOptions {
         max_connections: settings.max_connections as usize,
+        max_connections_per_address: settings.max_connections_per_address as usize,
         write_timeout: seconds_or_off(settings.write_timeout),
+        header_timeout: Duration::from_secs_f64(settings.header_timeout),
+        max_header_bytes: settings.max_header_size,
+        tls: tls.clone(),
         http: HttpOptions {
             resend_after: seconds_or_off(settings.resend_after),
             max_frame_bytes: settings.max_frame_size,
             allow_create: settings.allow_create,
             convert: convert.clone(),
+            access: Arc::new(access),
+            max_clients_per_stream: match settings.max_clients_per_stream {
+                0 => None,
+                n => Some(n as usize),
+            },
+            push_idle_timeout: seconds_or_off(settings.push_idle_timeout),
+            allow_origins,
         },
         ..ServerOptions::default()
     };
@@ -85,12 +110,13 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         spec.spawn(hub, source_opts.clone(), shutdown.clone());
     }
 
+    let scheme = if tls.is_some() { "https" } else { "http" };
     for addr in server.local_addrs() {
         match addr {
             ListenAddr::Tcp(addr) => {
-                tracing::info!("serving http://{addr}/");
+                tracing::info!("serving {scheme}://{addr}/");
                 for hub in streams.all() {
-                    tracing::info!("  http://{addr}/stream/{}", hub.name());
+                    tracing::info!("  {scheme}://{addr}/stream/{}", hub.name());
                 }
             }
             ListenAddr::Unix(path) => {
@@ -99,6 +125,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         }
     }
 
+    if let Some(tls) = tls {
+        tokio::spawn(reload_on_sighup(tls));
+    }
     tokio::spawn({
         let shutdown = shutdown.clone();
         async move {
@@ -111,6 +140,38 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     });
     server.run().await.context("server failed")?;
     Ok(())
+}
+
+/// The certificate and key of the settings, loaded (so that a bad file
+/// stops the server before it serves).
+fn load_tls(settings: &Settings) -> anyhow::Result<Option<Tls>> {
+    settings
+        .tls
+        .as_ref()
+        .map(|t| Tls::load(&t.cert, &t.key))
+        .transpose()
+        .context("TLS")
+}
+
+/// Reloads the certificate on every SIGHUP, as a renewal script (certbot's
+/// deploy hook, say) expects; a failed reload keeps the old one.
+async fn reload_on_sighup(tls: Tls) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot catch SIGHUP; the certificate will not be reloaded");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => tracing::info!("reloaded the certificate {}", tls.cert_path().display()),
+                Err(e) => tracing::error!("TLS reload failed, keeping the old certificate: {e}"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(tls);
 }
 
 /// Every viewer holds a socket, and the usual soft limit of 1024 open files

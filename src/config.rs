@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::access::{Access, Grant, Patterns};
 use crate::hub::check_name;
 use crate::server::ListenAddr;
 use crate::source::SourceSpec;
@@ -88,6 +89,72 @@ pub struct Cli {
     /// Shrink converted images taller than this many pixels.
     #[arg(long, value_name = "PIXELS", value_parser = clap::value_parser!(u32).range(1..=65535))]
     pub max_height: Option<u32>,
+
+    /// Most viewers of one stream; more get 503. Default: 0, no limit of
+    /// its own (--max-connections still applies).
+    #[arg(long, value_name = "N")]
+    pub max_clients_per_stream: Option<u32>,
+
+    /// Most connections open at once from one client address; more get
+    /// 503. Behind a reverse proxy every client has the proxy's address:
+    /// raise it or set 0 (no limit). Default: 256.
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_address: Option<u32>,
+
+    /// Largest request head (request line and headers); larger gets 431.
+    /// Default: 16K.
+    #[arg(long, value_name = "BYTES", value_parser = header_size)]
+    pub max_header_size: Option<usize>,
+
+    /// Seconds a client may take to send its request headers (and finish a
+    /// TLS handshake); slower gets 408. Default: 10.
+    #[arg(long, value_name = "SECONDS", value_parser = positive_f64)]
+    pub header_timeout: Option<f64>,
+
+    /// End a push whose body sends nothing for this many seconds (408);
+    /// 0 = never. Default: 30.
+    #[arg(long, value_name = "SECONDS", value_parser = non_negative_f64)]
+    pub push_idle_timeout: Option<f64>,
+
+    /// Let pages from this origin read the streams with fetch or a canvas
+    /// (CORS; repeatable; `*` for any), e.g. https://dash.example.com.
+    /// Default: none.
+    #[arg(long = "allow-origin", value_name = "ORIGIN", value_parser = origin)]
+    pub allow_origins: Vec<String>,
+
+    /// A user who may watch and push every stream, as NAME:PASSWORD (HTTP
+    /// Basic auth; repeatable). Once any user or token is set, every request
+    /// needs credentials except what --public-watch opens. Per-stream rules:
+    /// the config file's [auth] table.
+    #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = user)]
+    pub users: Vec<UserSetting>,
+
+    /// A token that may watch and push every stream, sent as
+    /// `Authorization: Bearer TOKEN` or `?token=TOKEN` (repeatable).
+    #[arg(long = "token", value_name = "TOKEN", value_parser = token)]
+    pub tokens: Vec<String>,
+
+    /// A token that may only watch (repeatable).
+    #[arg(long = "watch-token", value_name = "TOKEN", value_parser = token)]
+    pub watch_tokens: Vec<String>,
+
+    /// A token that may only push (repeatable).
+    #[arg(long = "push-token", value_name = "TOKEN", value_parser = token)]
+    pub push_tokens: Vec<String>,
+
+    /// Anyone may watch every stream without credentials; users and tokens
+    /// are then needed only to push and for /status and /metrics.
+    #[arg(long)]
+    pub public_watch: bool,
+
+    /// Serve HTTPS (and HTTP/2) with this PEM certificate chain; needs
+    /// --tls-key. Reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 const AFTER_HELP: &str = "\
@@ -98,6 +165,7 @@ Examples:
   mjpeg-server --stream 'cpu=chart#title=CPU#window=120'   # then: curl -d load=0.4 http://127.0.0.1:8080/stream/cpu/data
   mjpeg-server --stream cam=relay:http://192.0.2.10/video.cgi --stream plot=watch:./graph.png
   mjpeg-server --config streams.toml --check-config   # validate, print the effective config
+  mjpeg-server --listen 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem --user admin:pw --public-watch
 
 URLs: /  /stream/NAME  /snapshot/NAME  /status  /?action=stream  /?action=snapshot
 Logging: set RUST_LOG (e.g. RUST_LOG=debug).";
@@ -158,6 +226,62 @@ fn non_negative_f64(s: &str) -> Result<f64, String> {
 }
 
 /// A size in bytes: `16777216`, `512K`, `16M`, `1G`.
+/// `--max-header-size`: a size from 1K to 1M.
+fn header_size(s: &str) -> Result<usize, String> {
+    let n = byte_size(s)?;
+    check_header_size(n)
+}
+
+fn check_header_size(n: usize) -> Result<usize, String> {
+    if (1024..=1 << 20).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("{n} bytes is not a header size from 1K to 1M"))
+    }
+}
+
+/// `--allow-origin`: `*` or `scheme://host[:port]`, as browsers send it.
+fn origin(s: &str) -> Result<String, String> {
+    let ok = s == "*"
+        || s.split_once("://").is_some_and(|(scheme, host)| {
+            !scheme.is_empty()
+                && scheme
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+                && !host.is_empty()
+                && host.bytes().all(|b| b.is_ascii_graphic() && b != b'/')
+        });
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not an origin: use * or SCHEME://HOST[:PORT] with no path, e.g. https://dash.example.com"
+        ))
+    }
+}
+
+/// `--user NAME:PASSWORD`, allowed to do everything.
+fn user(s: &str) -> Result<UserSetting, String> {
+    let (name, password) = s
+        .split_once(':')
+        .ok_or_else(|| "expected NAME:PASSWORD".to_string())?;
+    let u = UserSetting {
+        name: name.to_string(),
+        password: password.to_string(),
+        watch: vec!["*".into()],
+        push: vec!["*".into()],
+    };
+    u.check()?;
+    Ok(u)
+}
+
+/// `--token TOKEN` and its watch/push variants.
+fn token(s: &str) -> Result<String, String> {
+    Access::default()
+        .add_token(s, Grant::everything())
+        .map(|_| s.to_string())
+}
+
 fn byte_size(s: &str) -> Result<usize, String> {
     let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => s.split_at(i),
@@ -214,6 +338,24 @@ pub struct Settings {
     /// Shrink converted images taller than this.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_height: Option<u32>,
+    /// Most viewers of one stream; 0 = no limit of its own.
+    pub max_clients_per_stream: u32,
+    /// Most connections from one address; 0 = no limit.
+    pub max_connections_per_address: u32,
+    /// Largest request head, in bytes.
+    pub max_header_size: usize,
+    /// Seconds to send the request head.
+    pub header_timeout: f64,
+    /// Seconds a push body may send nothing; 0 = never.
+    pub push_idle_timeout: f64,
+    /// CORS origins (`*` for any); empty = no CORS.
+    pub allow_origin: Vec<String>,
+    /// HTTPS certificate and key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSetting>,
+    /// Who may watch and push.
+    #[serde(skip_serializing_if = "AuthSetting::is_open")]
+    pub auth: AuthSetting,
     /// The streams, in order (the first is `/stream`). Empty means none
     /// were configured; [`Settings::resolve`] never leaves it empty unless
     /// `allow_create` is set.
@@ -234,9 +376,139 @@ impl Default for Settings {
             jpeg_quality: 85,
             max_width: None,
             max_height: None,
+            max_clients_per_stream: 0,
+            max_connections_per_address: 256,
+            max_header_size: 16 << 10,
+            header_timeout: 10.0,
+            push_idle_timeout: 30.0,
+            allow_origin: Vec::new(),
+            tls: None,
+            auth: AuthSetting::default(),
             streams: Vec::new(),
         }
     }
+}
+
+/// `[tls]`: the PEM files of an HTTPS server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSetting {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
+}
+
+/// `[auth]`: users, tokens, and what anyone may do without them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct AuthSetting {
+    /// Named in the browser's login prompt.
+    pub realm: String,
+    /// Streams anyone may watch (patterns, `*` for all).
+    pub public_watch: Vec<String>,
+    /// Streams anyone may push to.
+    pub public_push: Vec<String>,
+    /// HTTP Basic users.
+    #[serde(rename = "user")]
+    pub users: Vec<UserSetting>,
+    /// Bearer tokens.
+    #[serde(rename = "token")]
+    pub tokens: Vec<TokenSetting>,
+}
+
+impl Default for AuthSetting {
+    fn default() -> Self {
+        AuthSetting {
+            realm: "mjpeg-server".into(),
+            public_watch: Vec::new(),
+            public_push: Vec::new(),
+            users: Vec::new(),
+            tokens: Vec::new(),
+        }
+    }
+}
+
+impl AuthSetting {
+    /// No credentials: everyone may do everything.
+    pub fn is_open(&self) -> bool {
+        self.users.is_empty() && self.tokens.is_empty()
+    }
+
+    /// The access rules these settings describe.
+    pub fn access(&self) -> Result<Access, String> {
+        let grant = |watch: &[String], push: &[String]| -> Result<Grant, String> {
+            Ok(Grant {
+                watch: Patterns::new(watch)?,
+                push: Patterns::new(push)?,
+            })
+        };
+        let mut access = Access::new(
+            self.realm.clone(),
+            grant(&self.public_watch, &self.public_push)?,
+        );
+        for u in &self.users {
+            access.add_user(&u.name, &u.password, grant(&u.watch, &u.push)?)?;
+        }
+        for t in &self.tokens {
+            access.add_token(&t.token, grant(&t.watch, &t.push)?)?;
+        }
+        Ok(access)
+    }
+}
+
+/// Every stream, the default grant of a user or token.
+fn all_streams() -> Vec<String> {
+    vec!["*".into()]
+}
+
+/// Secrets are printed by `--check-config` as this, never in clear.
+const HIDDEN: &str = "(hidden)";
+
+fn hide<S: Serializer>(_: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(HIDDEN)
+}
+
+/// `[[auth.user]]` / `--user`: an HTTP Basic user and the streams it may
+/// watch and push to (default: all).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSetting {
+    /// The user name (no `:`).
+    pub name: String,
+    /// The password.
+    #[serde(serialize_with = "hide")]
+    pub password: String,
+    /// Streams it may watch.
+    #[serde(default = "all_streams")]
+    pub watch: Vec<String>,
+    /// Streams it may push to.
+    #[serde(default = "all_streams")]
+    pub push: Vec<String>,
+}
+
+impl UserSetting {
+    fn check(&self) -> Result<(), String> {
+        Access::default().add_user(&self.name, &self.password, Grant::everything())?;
+        Patterns::new(&self.watch)?;
+        Patterns::new(&self.push)?;
+        Ok(())
+    }
+}
+
+/// `[[auth.token]]` / `--token`: a bearer token and what it may do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSetting {
+    /// The token (8 characters or more).
+    #[serde(serialize_with = "hide")]
+    pub token: String,
+    /// Streams it may watch.
+    #[serde(default = "all_streams")]
+    pub watch: Vec<String>,
+    /// Streams it may push to.
+    #[serde(default = "all_streams")]
+    pub push: Vec<String>,
 }
 
 /// A config file that cannot be used. Displays as one line:
@@ -343,7 +615,74 @@ impl Settings {
                 .unwrap_or(d.jpeg_quality),
             max_width: cli.max_width.or(file.max_width.map(|v| v.0)),
             max_height: cli.max_height.or(file.max_height.map(|v| v.0)),
+            max_clients_per_stream: cli
+                .max_clients_per_stream
+                .or(file.max_clients_per_stream.map(|v| v.0))
+                .unwrap_or(d.max_clients_per_stream),
+            max_connections_per_address: cli
+                .max_connections_per_address
+                .or(file.max_connections_per_address.map(|v| v.0))
+                .unwrap_or(d.max_connections_per_address),
+            max_header_size: cli
+                .max_header_size
+                .or(file.max_header_size.map(|v| v.0))
+                .unwrap_or(d.max_header_size),
+            header_timeout: cli
+                .header_timeout
+                .or(file.header_timeout.map(|v| v.0))
+                .unwrap_or(d.header_timeout),
+            push_idle_timeout: cli
+                .push_idle_timeout
+                .or(file.push_idle_timeout.map(|v| v.0))
+                .unwrap_or(d.push_idle_timeout),
+            allow_origin: if !cli.allow_origins.is_empty() {
+                cli.allow_origins.clone()
+            } else {
+                file.allow_origin
+                    .map(|v| v.into_iter().map(|o| o.0).collect())
+                    .unwrap_or_default()
+            },
+            tls: match (&cli.tls_cert, &cli.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsSetting {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => file.tls,
+            },
+            auth: Settings::merge_auth(file.auth.unwrap_or_default(), cli),
             streams,
+        }
+    }
+
+    /// The file's `[auth]` with the command line's users and tokens added.
+    fn merge_auth(file: FileAuth, cli: &Cli) -> AuthSetting {
+        let d = AuthSetting::default();
+        let mut users: Vec<UserSetting> = file.users.into_iter().map(|u| u.0).collect();
+        users.extend(cli.users.iter().cloned());
+        let mut tokens: Vec<TokenSetting> = file.tokens.into_iter().map(|t| t.0).collect();
+        let flag_tokens = [
+            (&cli.tokens, true, true),
+            (&cli.watch_tokens, true, false),
+            (&cli.push_tokens, false, true),
+        ];
+        for (list, watch, push) in flag_tokens {
+            let streams = |yes: bool| if yes { all_streams() } else { Vec::new() };
+            tokens.extend(list.iter().map(|t| TokenSetting {
+                token: t.clone(),
+                watch: streams(watch),
+                push: streams(push),
+            }));
+        }
+        AuthSetting {
+            realm: file.realm.unwrap_or(d.realm),
+            public_watch: if cli.public_watch {
+                all_streams()
+            } else {
+                file.public_watch.map(|p| p.0).unwrap_or_default()
+            },
+            public_push: file.public_push.map(|p| p.0).unwrap_or_default(),
+            users,
+            tokens,
         }
     }
 
@@ -367,8 +706,75 @@ struct FileConfig {
     jpeg_quality: Option<Checked<Quality>>,
     max_width: Option<Checked<Pixels>>,
     max_height: Option<Checked<Pixels>>,
+    max_clients_per_stream: Option<Checked<Count>>,
+    max_connections_per_address: Option<Checked<Count>>,
+    max_header_size: Option<Checked<HeaderSize>>,
+    header_timeout: Option<Checked<Positive>>,
+    push_idle_timeout: Option<Checked<Seconds>>,
+    allow_origin: Option<Vec<Origin>>,
+    tls: Option<TlsSetting>,
+    auth: Option<FileAuth>,
     #[serde(default, rename = "stream")]
     streams: Vec<FileStream>,
+}
+
+/// `[auth]` as written, each entry checked as it is read so that an error
+/// points at its line.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct FileAuth {
+    realm: Option<String>,
+    public_watch: Option<PatternList>,
+    public_push: Option<PatternList>,
+    #[serde(default, rename = "user")]
+    users: Vec<FileUser>,
+    #[serde(default, rename = "token")]
+    tokens: Vec<FileToken>,
+}
+
+#[derive(Debug)]
+struct PatternList(Vec<String>);
+
+impl<'de> Deserialize<'de> for PatternList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Vec::<String>::deserialize(d)?;
+        Patterns::new(&v).map_err(serde::de::Error::custom)?;
+        Ok(PatternList(v))
+    }
+}
+
+#[derive(Debug)]
+struct FileUser(UserSetting);
+
+impl<'de> Deserialize<'de> for FileUser {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let u = UserSetting::deserialize(d)?;
+        u.check().map_err(serde::de::Error::custom)?;
+        Ok(FileUser(u))
+    }
+}
+
+#[derive(Debug)]
+struct FileToken(TokenSetting);
+
+impl<'de> Deserialize<'de> for FileToken {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let t = TokenSetting::deserialize(d)?;
+        token(&t.token).map_err(serde::de::Error::custom)?;
+        Patterns::new(&t.watch).map_err(serde::de::Error::custom)?;
+        Patterns::new(&t.push).map_err(serde::de::Error::custom)?;
+        Ok(FileToken(t))
+    }
+}
+
+#[derive(Debug)]
+struct Origin(String);
+
+impl<'de> Deserialize<'de> for Origin {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        origin(&s).map(Origin).map_err(serde::de::Error::custom)
+    }
 }
 
 impl FileConfig {
@@ -611,6 +1017,27 @@ impl Kind for Connections {
     type Value = u32;
     fn from_number(n: f64, integer: bool) -> Result<u32, String> {
         whole_in(n, integer, 1, u32::MAX)
+    }
+}
+
+#[derive(Debug)]
+struct Count;
+impl Kind for Count {
+    type Value = u32;
+    fn from_number(n: f64, integer: bool) -> Result<u32, String> {
+        whole_in(n, integer, 0, u32::MAX)
+    }
+}
+
+#[derive(Debug)]
+struct HeaderSize;
+impl Kind for HeaderSize {
+    type Value = usize;
+    fn from_number(n: f64, integer: bool) -> Result<usize, String> {
+        Size::from_number(n, integer).and_then(check_header_size)
+    }
+    fn from_str(s: &str) -> Result<usize, String> {
+        header_size(s)
     }
 }
 

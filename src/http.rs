@@ -36,6 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+use crate::access::{Access, Action, Denied, Presented};
 use crate::convert::{self, ConvertOptions};
 use crate::frame::{FrameError, ImageKind};
 use crate::hub::{Hub, HubStats, PublishError, SourceState, Streams, Subscriber};
@@ -60,6 +61,18 @@ pub struct HttpOptions {
     pub allow_create: bool,
     /// How pushed images that are not JPEG are converted.
     pub convert: ConvertOptions,
+    /// Who may watch and push ([`Access::default`]: everyone).
+    pub access: Arc<Access>,
+    /// Most viewers of one stream; past it, `503`. `None`: only the
+    /// server's connection limit applies.
+    pub max_clients_per_stream: Option<usize>,
+    /// A push whose body sends nothing for this long is ended with `408`,
+    /// freeing its connection (a sender that died without closing).
+    /// `None`: wait forever.
+    pub push_idle_timeout: Option<Duration>,
+    /// Origins whose pages may read the streams with `fetch` or a canvas
+    /// (CORS); `*` for any. Empty (the default): no CORS headers at all.
+    pub allow_origins: Vec<HeaderValue>,
 }
 
 impl Default for HttpOptions {
@@ -69,6 +82,10 @@ impl Default for HttpOptions {
             max_frame_bytes: 16 << 20,
             allow_create: false,
             convert: ConvertOptions::default(),
+            access: Arc::new(Access::default()),
+            max_clients_per_stream: None,
+            push_idle_timeout: Some(Duration::from_secs(30)),
+            allow_origins: Vec::new(),
         }
     }
 }
@@ -100,6 +117,80 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     }
 }
 
+/// The credentials a request carries: its `Authorization` header and
+/// `?token=`, checked by [`AppState::allow`].
+struct Creds {
+    authorization: Option<HeaderValue>,
+    token: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Creds {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let token = parts.uri.query().and_then(|q| {
+            serde_urlencoded::from_str::<Params>(q)
+                .ok()
+                .and_then(|p| p.token)
+        });
+        Ok(Creds {
+            authorization: parts.headers.get(header::AUTHORIZATION).cloned(),
+            token,
+        })
+    }
+}
+
+impl Creds {
+    fn presented(&self) -> Presented<'_> {
+        Presented {
+            authorization: self.authorization.as_ref().map(HeaderValue::as_bytes),
+            token: self.token.as_deref(),
+        }
+    }
+}
+
+impl AppState {
+    /// `Ok` if `creds` may do `action` on `stream`, else the refusal.
+    #[allow(clippy::result_large_err)]
+    fn allow(&self, creds: &Creds, action: Action, stream: &str) -> Result<(), Response> {
+        self.opts
+            .access
+            .check(&creds.presented(), action, stream)
+            .map_err(|d| self.denied(d))
+    }
+
+    /// `401` (with a challenge) or `403`, saying why.
+    fn denied(&self, why: Denied) -> Response {
+        let (status, text) = match why {
+            Denied::Missing => (
+                StatusCode::UNAUTHORIZED,
+                "credentials needed: a user and password, an Authorization: Bearer token, or ?token=\n",
+            ),
+            Denied::Invalid => (
+                StatusCode::UNAUTHORIZED,
+                "wrong user, password or token\n",
+            ),
+            Denied::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "these credentials do not allow this on this stream\n",
+            ),
+        };
+        let mut res = (status, text).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            let realm = self.opts.access.realm().replace(['"', '\\'], "");
+            for challenge in [
+                format!("Basic realm=\"{realm}\", charset=\"UTF-8\""),
+                format!("Bearer realm=\"{realm}\""),
+            ] {
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    res.headers_mut().append(header::WWW_AUTHENTICATE, v);
+                }
+            }
+        }
+        res
+    }
+}
+
 /// The routes of the server, for `streams`.
 ///
 /// Stream responses end when `shutdown` is cancelled, which is how a
@@ -111,7 +202,8 @@ pub fn router(streams: Streams, opts: HttpOptions, shutdown: CancellationToken) 
         opts: Arc::new(opts),
         shutdown,
     };
-    Router::new()
+    let cors = cors_layer(&state.opts.allow_origins);
+    let router = Router::new()
         .route("/", get(root))
         .route("/stream", get(stream_first))
         .route("/stream/{name}", get(stream_named).put(push).post(push))
@@ -121,7 +213,40 @@ pub fn router(streams: Streams, opts: HttpOptions, shutdown: CancellationToken) 
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .fallback(not_found)
-        .with_state(state)
+        .with_state(state);
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+/// CORS for `origins` (`*` for any), or none if the list is empty. Answers
+/// preflight `OPTIONS` requests itself, before any credentials are asked
+/// for: browsers send none with a preflight.
+fn cors_layer(origins: &[HeaderValue]) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().cloned())
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([
+                Method::GET,
+                Method::HEAD,
+                Method::PUT,
+                Method::POST,
+                Method::OPTIONS,
+            ])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .expose_headers([header::HeaderName::from_static("x-timestamp")])
+            .max_age(Duration::from_secs(3600)),
+    )
 }
 
 /// Query parameters the routes understand; others are ignored.
@@ -131,6 +256,8 @@ pub(crate) struct Params {
     pub(crate) action: Option<String>,
     /// Per-viewer frame-rate cap.
     pub(crate) fps: Option<String>,
+    /// Credentials for clients that cannot send headers (`<img src>`).
+    pub(crate) token: Option<String>,
 }
 
 /// Which stream an mjpg-streamer `action` names: `Some(Some(n))` for
@@ -148,22 +275,23 @@ pub(crate) fn action_index(action: &str, prefix: &str) -> Option<Option<usize>> 
 async fn root(
     State(st): State<AppState>,
     ClientAddr(peer): ClientAddr,
+    creds: Creds,
     method: Method,
     version: Version,
     Query(p): Query<Params>,
 ) -> Response {
     let Some(action) = p.action.as_deref() else {
-        return index(&st);
+        return index(&st, &creds);
     };
     let nth = |prefix: &str| action_index(action, prefix);
     if let Some(n) = nth("stream") {
         match n.and_then(|n| st.streams.nth(n)) {
-            Some(hub) => stream_response(&st, hub, peer, &method, version, &p),
+            Some(hub) => stream_response(&st, &creds, hub, peer, &method, version, &p),
             None => not_found_text(format!("no stream for action={action}\n")),
         }
     } else if let Some(n) = nth("snapshot") {
         match n.and_then(|n| st.streams.nth(n)) {
-            Some(hub) => snapshot_response(&hub),
+            Some(hub) => snapshot_response(&st, &creds, &hub),
             None => not_found_text(format!("no stream for action={action}\n")),
         }
     } else {
@@ -176,12 +304,13 @@ async fn root(
 async fn stream_first(
     State(st): State<AppState>,
     ClientAddr(peer): ClientAddr,
+    creds: Creds,
     method: Method,
     version: Version,
     Query(p): Query<Params>,
 ) -> Response {
     match st.streams.nth(0) {
-        Some(hub) => stream_response(&st, hub, peer, &method, version, &p),
+        Some(hub) => stream_response(&st, &creds, hub, peer, &method, version, &p),
         None => not_found_text("this server has no streams\n".into()),
     }
 }
@@ -190,27 +319,32 @@ async fn stream_named(
     State(st): State<AppState>,
     Path(name): Path<String>,
     ClientAddr(peer): ClientAddr,
+    creds: Creds,
     method: Method,
     version: Version,
     Query(p): Query<Params>,
 ) -> Response {
     match st.streams.get(&name) {
-        Some(hub) => stream_response(&st, hub, peer, &method, version, &p),
-        None => no_such_stream(&st, &name),
+        Some(hub) => stream_response(&st, &creds, hub, peer, &method, version, &p),
+        None => no_such_stream(&st, &creds, &name),
     }
 }
 
-async fn snapshot_first(State(st): State<AppState>) -> Response {
+async fn snapshot_first(State(st): State<AppState>, creds: Creds) -> Response {
     match st.streams.nth(0) {
-        Some(hub) => snapshot_response(&hub),
+        Some(hub) => snapshot_response(&st, &creds, &hub),
         None => not_found_text("this server has no streams\n".into()),
     }
 }
 
-async fn snapshot_named(State(st): State<AppState>, Path(name): Path<String>) -> Response {
+async fn snapshot_named(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    creds: Creds,
+) -> Response {
     match st.streams.get(&name) {
-        Some(hub) => snapshot_response(&hub),
-        None => no_such_stream(&st, &name),
+        Some(hub) => snapshot_response(&st, &creds, &hub),
+        None => no_such_stream(&st, &creds, &name),
     }
 }
 
@@ -219,14 +353,20 @@ struct Status {
     streams: Vec<HubStats>,
 }
 
-async fn status(State(st): State<AppState>) -> Response {
+async fn status(State(st): State<AppState>, creds: Creds) -> Response {
+    if let Err(why) = st.opts.access.check_known(&creds.presented()) {
+        return st.denied(why);
+    }
     let streams = st.streams.all().iter().map(Hub::stats).collect();
     let mut res = Json(Status { streams }).into_response();
     no_cache(&mut res);
     res
 }
 
-async fn metrics(State(st): State<AppState>) -> Response {
+async fn metrics(State(st): State<AppState>, creds: Creds) -> Response {
+    if let Err(why) = st.opts.access.check_known(&creds.presented()) {
+        return st.denied(why);
+    }
     let mut res = crate::metrics::render(&st.metrics).into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -244,10 +384,10 @@ fn not_found_text(text: String) -> Response {
     (StatusCode::NOT_FOUND, text).into_response()
 }
 
-fn no_such_stream(st: &AppState, name: &str) -> Response {
-    let names: Vec<String> = st
-        .streams
-        .all()
+/// `404` for an unknown stream, listing the streams the client may watch
+/// (so that names are not revealed to those who may not see them).
+fn no_such_stream(st: &AppState, creds: &Creds, name: &str) -> Response {
+    let names: Vec<String> = watchable(st, creds)
         .iter()
         .map(|h| h.name().to_string())
         .collect();
@@ -271,7 +411,24 @@ fn no_cache(res: &mut Response) {
     );
 }
 
-fn snapshot_response(hub: &Hub) -> Response {
+/// The streams `creds` may watch, in order.
+fn watchable(st: &AppState, creds: &Creds) -> Vec<Hub> {
+    let access = &st.opts.access;
+    let presented = creds.presented();
+    let Ok(who) = access.identify(&presented) else {
+        return Vec::new();
+    };
+    st.streams
+        .all()
+        .into_iter()
+        .filter(|h| access.permits(who, Action::Watch, h.name()).is_ok())
+        .collect()
+}
+
+fn snapshot_response(st: &AppState, creds: &Creds, hub: &Hub) -> Response {
+    if let Err(refused) = st.allow(creds, Action::Watch, hub.name()) {
+        return refused;
+    }
     let Some(p) = hub.latest() else {
         let mut res = (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -311,12 +468,16 @@ pub(crate) fn parse_fps(p: &Params) -> Result<Option<Duration>, String> {
 /// Builds a stream response: headers now, frames as the viewer takes them.
 fn stream_response(
     st: &AppState,
+    creds: &Creds,
     hub: Hub,
     peer: Option<SocketAddr>,
     method: &Method,
     version: Version,
     p: &Params,
 ) -> Response {
+    if let Err(refused) = st.allow(creds, Action::Watch, hub.name()) {
+        return refused;
+    }
     let min_interval = match parse_fps(p) {
         Ok(v) => v,
         Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
@@ -326,8 +487,22 @@ fn stream_response(
         // headers of GET: no Content-Length is added.
         Body::from_stream(stream::empty::<Result<Bytes, Infallible>>())
     } else {
+        let Some(sub) = hub.try_subscribe_from(peer, st.opts.max_clients_per_stream) else {
+            let mut res = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "stream {:?} has the most viewers it may ({}); try later\n",
+                    hub.name(),
+                    st.opts.max_clients_per_stream.unwrap_or_default()
+                ),
+            )
+                .into_response();
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return res;
+        };
         Body::from_stream(viewer(
-            hub.subscribe_from(peer),
+            sub,
             min_interval,
             st.opts.resend_after,
             st.shutdown.clone(),
@@ -399,9 +574,15 @@ fn viewer(
 async fn push(
     State(st): State<AppState>,
     Path(name): Path<String>,
+    creds: Creds,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    // Checked by name before the stream is looked up or created, so that a
+    // refused client learns nothing about which streams exist.
+    if let Err(refused) = st.allow(&creds, Action::Push, &name) {
+        return refused;
+    }
     let hub = match st.streams.get(&name) {
         Some(hub) if hub.accepts_push() => hub,
         Some(_) => {
@@ -420,11 +601,11 @@ async fn push(
             // Created by a concurrent push a moment ago.
             Err(crate::hub::NameError::Duplicate(_)) => match st.streams.get(&name) {
                 Some(hub) if hub.accepts_push() => hub,
-                _ => return no_such_stream(&st, &name),
+                _ => return no_such_stream(&st, &creds, &name),
             },
             Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
         },
-        None => return no_such_stream(&st, &name),
+        None => return no_such_stream(&st, &creds, &name),
     };
     let limit = st.opts.max_frame_bytes;
     let declared = headers
@@ -453,14 +634,30 @@ async fn push(
 async fn chart_data(
     State(st): State<AppState>,
     Path(name): Path<String>,
+    creds: Creds,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    match st.streams.get(&name) {
-        Some(hub) => crate::source::chart::post_data(&hub, &headers, &body),
-        None => no_such_stream(&st, &name),
+    // Credentials first, then the body: a refused client's upload is not
+    // read.
+    if let Err(refused) = st.allow(&creds, Action::Push, &name) {
+        return refused;
+    }
+    let Some(hub) = st.streams.get(&name) else {
+        return no_such_stream(&st, &creds, &name);
+    };
+    match axum::body::to_bytes(body, CHART_BODY_LIMIT).await {
+        Ok(body) => crate::source::chart::post_data(&hub, &headers, &body),
+        Err(e) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("chart data over {CHART_BODY_LIMIT} bytes, or unreadable: {e}\n"),
+        )
+            .into_response(),
     }
 }
+
+/// Samples for a chart are numbers; 2 MiB of them is plenty.
+const CHART_BODY_LIMIT: usize = 2 << 20;
 
 /// Why pushed bytes were not published.
 #[derive(Debug)]
@@ -470,6 +667,7 @@ enum Refusal {
     TooLarge(usize),
     Empty,
     Body(String),
+    Idle(Duration),
 }
 
 impl Refusal {
@@ -479,6 +677,7 @@ impl Refusal {
             | Refusal::Frame(PublishError::Frame(FrameError::NotJpeg(_)))
             | Refusal::Split(Problem::Garbage { .. }) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Refusal::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::Idle(_) => StatusCode::REQUEST_TIMEOUT,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -499,6 +698,11 @@ impl std::fmt::Display for Refusal {
             Refusal::TooLarge(limit) => write!(f, "frame larger than the limit of {limit} bytes"),
             Refusal::Empty => write!(f, "empty body: nothing to publish"),
             Refusal::Body(e) => write!(f, "reading the body failed: {e}"),
+            Refusal::Idle(idle) => write!(
+                f,
+                "the body sent nothing for {} s (see --push-idle-timeout)",
+                idle.as_secs_f64()
+            ),
         }
     }
 }
@@ -578,11 +782,7 @@ async fn push_images(
     // Until the first bytes tell what the body is.
     let mut head = BytesMut::new();
     let mut splitter: Option<Splitter> = None;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| Refusal::Body(e.to_string()))?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
+    while let Some(data) = next_chunk(&mut body, opts.push_idle_timeout).await? {
         if let Some(splitter) = splitter.as_mut() {
             splitter.push(&data);
             drain(hub, splitter, opts, tally).await?;
@@ -674,24 +874,69 @@ async fn read_parts(
                 Err(e) => tally.refuse(hub, Refusal::Body(e.to_string())),
             }
         }
-        let Some(frame) = body.frame().await else {
+        let Some(data) = next_chunk(&mut body, opts.push_idle_timeout).await? else {
             return Ok(());
         };
+        reader.push(&data);
+    }
+}
+
+/// The next bytes of a push body; `None` at its end. A sender that sends
+/// nothing for `idle` is refused, so that one that died without closing
+/// does not hold its connection (and the stream's "pushing" state) forever.
+async fn next_chunk(body: &mut Body, idle: Option<Duration>) -> Result<Option<Bytes>, Refusal> {
+    loop {
+        let frame = match idle {
+            Some(idle) => tokio::time::timeout(idle, body.frame())
+                .await
+                .map_err(|_| Refusal::Idle(idle))?,
+            None => body.frame().await,
+        };
+        let Some(frame) = frame else {
+            return Ok(None);
+        };
         let frame = frame.map_err(|e| Refusal::Body(e.to_string()))?;
+        // Trailers carry no image data.
         if let Ok(data) = frame.into_data() {
-            reader.push(&data);
+            return Ok(Some(data));
         }
     }
 }
 
-fn index(st: &AppState) -> Response {
-    let hubs = st.streams.all();
+/// The index page: every stream the client may watch, live.
+fn index(st: &AppState, creds: &Creds) -> Response {
+    let access = &st.opts.access;
+    let who = match access.identify(&creds.presented()) {
+        Ok(who) => who,
+        Err(why) => return st.denied(why),
+    };
+    let hubs = watchable(st, creds);
+    // An anonymous visitor who cannot see every stream is asked to log in
+    // (a browser shows its prompt; only a 401 makes it), rather than shown
+    // part of the page with no way to see the rest.
+    let all = st.streams.all().len();
+    if !who.is_known() && hubs.len() < all {
+        return st.denied(Denied::Missing);
+    }
+    if hubs.is_empty() && all > 0 {
+        return st.denied(Denied::Forbidden);
+    }
+    // A page opened with ?token= passes it on to its images and links:
+    // an <img> cannot send any other credentials.
+    let suffix = match creds.token.as_deref().filter(|_| who.is_known()) {
+        Some(t) => format!(
+            "?{}",
+            serde_urlencoded::to_string([("token", t)]).unwrap_or_default()
+        ),
+        None => String::new(),
+    };
     let mut cards = String::new();
     for hub in &hubs {
-        // Names are limited to [A-Za-z0-9_-], so they need no escaping.
+        // Names are limited to [A-Za-z0-9_-], and the suffix is
+        // URL-encoded, so neither needs HTML escaping.
         let n = hub.name();
         cards.push_str(&format!(
-            r#"<figure><img src="/stream/{n}" alt="live stream {n}"><figcaption><b>{n}</b> · <a href="/stream/{n}">stream</a> · <a href="/snapshot/{n}">snapshot</a></figcaption></figure>
+            r#"<figure><img src="/stream/{n}{suffix}" alt="live stream {n}"><figcaption><b>{n}</b> · <a href="/stream/{n}{suffix}">stream</a> · <a href="/snapshot/{n}{suffix}">snapshot</a></figcaption></figure>
 "#
         ));
     }
@@ -711,7 +956,7 @@ figcaption{{margin-top:.4rem}} code{{color:#fc8}}
 <h1>mjpeg-server</h1>
 <main>
 {cards}</main>
-<p>Embed a stream with <code>&lt;img src="http://HOST:PORT/stream/NAME"&gt;</code>. Counters: <a href="/status">/status</a>.</p>
+<p>Embed a stream with <code>&lt;img src="http://HOST:PORT/stream/NAME"&gt;</code>. Counters: <a href="/status{suffix}">/status</a>.</p>
 </body></html>
 "#
     ))

@@ -286,6 +286,30 @@ impl Hub {
     /// Like [`Hub::subscribe`], for a client at `addr` (shown by `/status`
     /// and in the access log).
     pub fn subscribe_from(&self, addr: Option<SocketAddr>) -> Subscriber {
+        self.inner.clients.send_modify(|n| *n += 1);
+        self.subscriber(addr)
+    }
+
+    /// Like [`Hub::subscribe_from`], unless the stream already has `limit`
+    /// clients (`None`: no limit): then `None`. The count is checked and
+    /// taken in one step, so concurrent viewers cannot overshoot it.
+    pub fn try_subscribe_from(
+        &self,
+        addr: Option<SocketAddr>,
+        limit: Option<usize>,
+    ) -> Option<Subscriber> {
+        let took = self.inner.clients.send_if_modified(|n| {
+            if limit.is_some_and(|limit| *n >= limit) {
+                return false;
+            }
+            *n += 1;
+            true
+        });
+        took.then(|| self.subscriber(addr))
+    }
+
+    /// A subscriber whose place in the client count is already taken.
+    fn subscriber(&self, addr: Option<SocketAddr>) -> Subscriber {
         let rx = self.inner.tx.subscribe();
         // The frame current now is the first the subscriber gets: it is not
         // skipped, nor is anything published before it.
@@ -301,7 +325,6 @@ impl Hub {
             list.live.insert(record.id, record.clone());
             record
         };
-        self.inner.clients.send_modify(|n| *n += 1);
         Subscriber {
             rx,
             fresh: true,
@@ -832,6 +855,19 @@ mod tests {
         }
         assert_eq!(s.add("a").unwrap_err(), NameError::Duplicate("a".into()));
         assert_eq!(s.nth(1).unwrap().name(), "cam-1");
+    }
+
+    #[test]
+    fn a_per_stream_limit_counts_every_client() {
+        let hub = Hub::new("t");
+        let a = hub.try_subscribe_from(None, Some(2)).unwrap();
+        let _b = hub.subscribe();
+        assert!(hub.try_subscribe_from(None, Some(2)).is_none());
+        assert_eq!(hub.stats().clients, 2);
+        drop(a);
+        assert!(hub.try_subscribe_from(None, Some(2)).is_some());
+        assert!(hub.try_subscribe_from(None, None).is_some());
+        assert_eq!(hub.stats().clients, 1);
     }
 
     #[tokio::test]

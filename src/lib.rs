@@ -19,7 +19,9 @@
 //! | [`multipart`] | the wire format, encoded once per frame; [`multipart::reader`] reads other servers' |
 //! | [`http`] | the routes: stream, snapshot, push, index, status, mjpg-streamer URLs |
 //! | [`viewer`] | one viewer: which frame next; the direct socket path for plain stream requests |
-//! | [`server`] | accept loop, connection limit, graceful shutdown |
+//! | [`server`] | accept loop, connection limits, request-head limits, graceful shutdown |
+//! | [`access`] | who may watch and push: Basic users, bearer tokens, per-stream rules |
+//! | [`tls`] | rustls certificate, reload, HTTP/2 by ALPN |
 //! | [`metrics`] | `/metrics`: the counters of every stream for Prometheus |
 //! | [`config`], [`cli`] | the command line and the standalone server |
 //!
@@ -45,6 +47,7 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod bench;
 pub mod cli;
 pub mod config;
@@ -57,6 +60,7 @@ pub mod metrics;
 pub mod multipart;
 pub mod server;
 pub mod source;
+pub mod tls;
 pub mod viewer;
 
 pub use frame::{Frame, FrameError};

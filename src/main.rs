@@ -11,13 +11,20 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {
-            // clap's first line names the problem; its usage hint adds noise
+            // clap's first paragraph names the problem (a missing flag is
+            // named on the line after the first); its usage hint adds noise
             // to what should be one line a user can act on.
             let rendered = e.render().to_string();
-            eprintln!(
-                "{}",
-                rendered.lines().next().unwrap_or("error: bad arguments")
-            );
+            let problem: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            if problem.is_empty() {
+                eprintln!("error: bad arguments");
+            } else {
+                eprintln!("{}", problem.join(" "));
+            }
             return ExitCode::from(2);
         }
         Err(e) => {

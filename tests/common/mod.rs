@@ -156,6 +156,16 @@ impl RawClient {
         }
     }
 
+    /// Connects and sends `raw` as is (a request with headers of the
+    /// test's choosing, or a malformed one).
+    pub async fn send(addr: SocketAddr, raw: impl AsRef<[u8]>) -> RawClient {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(raw.as_ref()).await.unwrap();
+        RawClient {
+            reader: BufReader::new(s),
+        }
+    }
+
     async fn line(&mut self) -> String {
         let mut buf = Vec::new();
         let n = tokio::time::timeout(
@@ -318,7 +328,9 @@ impl ServerProcess {
                 .next()
                 .expect("server exited before listening")
                 .unwrap();
-            if let Some(rest) = line.split("serving http://").nth(1) {
+            // "serving http://ADDR/" or "serving https://ADDR/".
+            if let Some(rest) = line.split("serving http").nth(1) {
+                let rest = rest.trim_start_matches('s').trim_start_matches("://");
                 break rest.trim_end_matches('/').parse().unwrap();
             }
         };
