@@ -19,7 +19,9 @@ import json
 import os
 import random
 import re
+import shutil
 import socket
+import subprocess
 import sys
 import time
 
@@ -36,7 +38,8 @@ SLOW_READERS = 10
 # not a busy machine.
 CYCLE_TIMEOUT = 20.0
 
-# What the pusher sends, and the answer each kind must get.
+# The pusher's pace: a push stream sees uploads a few times a second in real
+# use, and a bad one now and then must not disturb the good ones.
 PUSH_EVERY = 0.25
 BAD_PUSH_EVERY = 3.0
 
@@ -120,10 +123,9 @@ class FrameChecker:
     """Caches verdicts by content: the same frame reaches many clients, and
     the same bytes always get the same verdict."""
 
-    def __init__(self, cam_hashes, push_hashes):
+    def __init__(self, cam_hashes):
         self.cache = {}
         self.cam_hashes = cam_hashes
-        self.push_hashes = push_hashes
 
     def check(self, stream, data, boundary=None):
         digest = hashlib.blake2b(data, digest_size=16).digest()
@@ -514,6 +516,35 @@ def alive(pid):
         return False
 
 
+def heap_in_use(pid, log):
+    """Bytes the server has allocated and not freed, by glibc's count: gdb
+    makes it call malloc_stats(), which prints to its stderr (the log).
+
+    RSS alone cannot tell a leak from memory the allocator keeps for reuse;
+    this can. None when gdb is missing or may not attach."""
+    if not shutil.which("gdb"):
+        return None
+    start = os.path.getsize(log)
+    try:
+        subprocess.run(
+            ["gdb", "-p", str(pid), "-batch", "-ex", "call (void)malloc_stats()"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for _ in range(20):
+        time.sleep(0.1)
+        with open(log, "rb") as f:
+            f.seek(start)
+            text = f.read().decode("utf-8", "replace")
+        found = re.findall(r"Total \(incl\. mmap\):\s*system bytes\s*=\s*\d+\s*in use bytes\s*=\s*(\d+)", text)
+        if found:
+            return int(found[-1])
+    return None
+
+
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -569,7 +600,7 @@ class Soak:
             with open(os.path.join(args.push_images or args.frames, name), "rb") as f:
                 self.push_images[name] = f.read()
         cam_hashes = {file_digest(d) for d in self.frames.values()}
-        self.checker = FrameChecker(cam_hashes, cam_hashes)
+        self.checker = FrameChecker(cam_hashes)
         self.rss_samples = []
         self.schedule_end = None
 
@@ -673,15 +704,18 @@ class Soak:
         slots = asyncio.Semaphore(CHURN_CONNECTIONS)
         tasks = set()
         start = time.monotonic()
+        # Every cycle is due before the deadline; the grace only absorbs
+        # timer overshoot, so that a client that cannot keep up stops on time.
+        cutoff = deadline + 0.5
         for i in range(args.cycles):
             due = start + i * interval
             now = time.monotonic()
-            if now >= deadline:
+            if now >= cutoff:
                 break
             if due > now:
                 await asyncio.sleep(due - now)
             await slots.acquire()
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= cutoff:
                 slots.release()
                 break
             sub_rng = random.Random(rng.random())
@@ -874,6 +908,7 @@ class Soak:
         rss_before = rss_kib(pid)
         results["fd_before"] = fd_before
         results["rss_before_kib"] = rss_before
+        results["heap_before"] = heap_in_use(pid, args.log)
         print(
             "baseline: %d fds (%d with the cam command's pipes), VmRSS %.1f MiB"
             % (fd_before[1], fd_before[0], rss_before / 1024),
@@ -918,6 +953,7 @@ class Soak:
                 if clients_left == 0 and fd_after[1] == fd_before[1]:
                     break
             rss_after = rss_kib(pid)
+            results["heap_after"] = heap_in_use(pid, args.log)
             if clients_left:
                 st.fail("/status still lists %d viewers after the churn" % clients_left)
             try:
@@ -1083,7 +1119,7 @@ def cmd_report(args):
         if re.search(r"\b(WARN|ERROR)\b", line)
         and "pushed frame refused" not in line
     ]
-    access_lines = sum("mjpeg_server::access" in line for line in log)
+    access_lines = sum("mjpeg_server::access" in line and "client left" in line for line in log)
 
     # Server side, from its own counters.
     print()
@@ -1118,28 +1154,44 @@ def cmd_report(args):
     print("  cam command: started %d times, exited %d times (source restarts)" % (starts, restarts))
 
     fd_before, fd_after = r["fd_before"], r["fd_after"]
-    fd_ok = fd_after is not None and fd_after[1] == fd_before[1]
-    if not fd_ok:
-        failure_count += 1
-        failures.append(
-            "fd count %s after the churn, %d before; kinds before %s, after %s"
-            % (fd_after and fd_after[1], fd_before[1], fd_before[2], fd_after and fd_after[2])
-        )
-    rss_before, rss_after = r["rss_before_kib"], r["rss_after_kib"]
-    rss_limit = rss_before + args.rss_slack_mib * 1024
-    rss_ok = rss_after is not None and rss_after <= rss_limit
-    if not rss_ok:
-        failure_count += 1
-        failures.append("VmRSS %s after the churn, over the limit of %s" % (mib(rss_after), mib(rss_limit)))
-    if panics:
-        failure_count += 1
-        failures.append("the server log has a panic: %s" % panics[0])
     if args.died_early:
         failure_count += 1
         failures.append("the server died during the soak (exit status %d)" % args.server_exit)
     elif args.server_exit != 0:
         failure_count += 1
         failures.append("the server exited with %d on SIGTERM (expected 0)" % args.server_exit)
+    if panics:
+        failure_count += 1
+        failures.append("the server log has a panic: %s" % panics[0])
+    fd_ok = fd_after is not None and fd_after[1] == fd_before[1]
+    if fd_after is not None and not fd_ok:
+        failure_count += 1
+        failures.append(
+            "%d fds after the churn, %d before; by kind before: %s; after: %s"
+            % (fd_after[1], fd_before[1], fd_before[2], fd_after[2])
+        )
+    rss_before, rss_after = r["rss_before_kib"], r["rss_after_kib"]
+    rss_limit = rss_before + args.rss_slack_mib * 1024
+    rss_ok = rss_after is not None and rss_after <= rss_limit
+    if rss_after is not None and not rss_ok:
+        failure_count += 1
+        failures.append("VmRSS %s after the churn, over the limit of %s" % (mib(rss_after), mib(rss_limit)))
+    # The heap: what the server still holds, whatever the allocator keeps
+    # mapped. Frames of different sizes may be current at the two moments
+    # (the cam plays a 1 MB JPEG among others, each stream holds its newest
+    # frame and its splitter buffers), hence the slack.
+    heap_before, heap_after = r.get("heap_before"), r.get("heap_after")
+    heap_slack = 4 << 20
+    heap_ok = heap_before is None or heap_after is None or heap_after <= heap_before + heap_slack
+    if not heap_ok:
+        failure_count += 1
+        failures.append(
+            "heap in use %s after the churn, %s before: more than 4 MiB stayed allocated"
+            % (mib(heap_after / 1024), mib(heap_before / 1024))
+        )
+    if (fd_after is None or rss_after is None) and not args.died_early:
+        failure_count += 1
+        failures.append("no fd count or VmRSS after the churn")
     if restarts == 0:
         failure_count += 1
         failures.append("the cam command was never restarted: the soak did not exercise source restarts")
@@ -1179,7 +1231,7 @@ def cmd_report(args):
             % (c.get("pushes_as_expected_refused", 0), pushes_bad, c.get("push_status_400", 0), c.get("push_status_415", 0)),
         ),
         ("source restarts seen", "%d" % restarts),
-        ("access-log lines", "%d" % access_lines),
+        ("viewers in the access log", "%d" % access_lines),
         (
             "fd before/after",
             "%d / %s%s (with the cam command's pipes: %d / %s)"
@@ -1201,6 +1253,13 @@ def cmd_report(args):
                 mib(rss_limit),
                 "" if rss_ok or rss_after is None else "  OVER",
             ),
+        ),
+        (
+            "heap in use before/after",
+            "-  (needs gdb)"
+            if heap_before is None or heap_after is None
+            else "%s / %s (limit: before + 4 MiB)%s"
+            % (mib(heap_before / 1024), mib(heap_after / 1024), "" if heap_ok else "  LEAK?"),
         ),
         ("RSS during the run", ", ".join("%ds %s" % (t, mib(k)) for t, k, _ in r["rss_samples"]) or "-"),
         ("unexpected log warnings", "%d" % len(unexpected)),
@@ -1247,6 +1306,7 @@ def main():
     r.add_argument("--push-images", help="folder of images to push (default: --frames)")
     r.add_argument("--results", required=True)
     r.add_argument("--seed", type=int, default=int(time.time()))
+    r.add_argument("--log", required=True, help="the server's stderr, for malloc_stats()")
     s = sub.add_parser("report")
     s.add_argument("results")
     s.add_argument("--log", required=True)

@@ -5,8 +5,8 @@
 #
 # It starts target/release/mjpeg-server on 127.0.0.1 with three streams:
 #   demo  the built-in animated source at 30 fps
-#   cam   exec: a command that plays the valid JPEGs of tests/data and exits,
-#         so the server restarts it again and again
+#   cam   exec: a command that plays the valid JPEGs of tests/data for about
+#         ten seconds and exits, so the server restarts it again and again
 #   in    push: fed with good frames several times a second, and every few
 #         seconds with a bad one (garbage, a truncated JPEG, an empty body)
 # After a warm-up it records the server's descriptor count and VmRSS, then
@@ -15,14 +15,17 @@
 # some leave mid-frame, some after 1-5 parts), keeps 10 slow readers busy and
 # checks every part it receives whole: the multipart framing, and each JPEG's
 # marker structure through to an EOI that ends it. Afterwards the descriptor
-# count must be back at the baseline and VmRSS within RSS_SLACK_MIB of it,
-# and the server must stop with exit code 0 on SIGTERM.
+# count must be back at the baseline and VmRSS within rss_slack_mib (below)
+# of it, and the server must stop with exit code 0 on SIGTERM. With gdb
+# installed it also reads glibc's count of heap bytes in use (malloc_stats())
+# at both moments, which tells a leak from memory the allocator keeps mapped
+# for reuse: it must be within 4 MiB of the baseline.
 #
 #   bench/soak.sh                                        the full run (10 min)
 #   SOAK_SECONDS=60 SOAK_CYCLES=10000 bench/soak.sh      a short run
 #
 # Environment: SOAK_SECONDS (default 600), SOAK_CYCLES (default 100000),
-# SOAK_PORT (default: a free port). Needs python3 >= 3.11, nothing else.
+# SOAK_PORT (default: a free port). Needs python3 >= 3.11; gdb is optional.
 # Exit code 0 when everything passed, 1 on a failure, 2 when it could not run.
 # Everything stays on 127.0.0.1.
 set -euo pipefail
@@ -58,10 +61,10 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
 case "$seconds$cycles" in *[!0-9]*) die "SOAK_SECONDS and SOAK_CYCLES must be whole numbers" ;; esac
 [ "$seconds" -ge 10 ] && [ "$cycles" -ge 1 ] || die "SOAK_SECONDS must be >= 10 and SOAK_CYCLES >= 1"
 
+# Always through cargo, so that the binary soaked is the source checked out
+# (a no-op when it is up to date).
 bin=target/release/mjpeg-server
-if [ ! -x "$bin" ]; then
-  cargo build --release --quiet --bin mjpeg-server
-fi
+cargo build --release --quiet --bin mjpeg-server || die "cargo build --release failed"
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/mjpeg-soak.XXXXXX")"
 server_pid=""
@@ -110,7 +113,7 @@ python3 "$tmp/soak.py" run \
   --port "$port" --pid "$server_pid" \
   --seconds "$seconds" --cycles "$cycles" \
   --frames "$tmp/frames" --push-images "$tmp/push" \
-  --results "$tmp/results.json" || run_rc=$?
+  --results "$tmp/results.json" --log "$tmp/server.log" || run_rc=$?
 
 # Stop the server the way an init system does, and give it the 5 s it grants
 # its connections plus some.
@@ -128,9 +131,18 @@ fi
 wait "$server_pid" || server_rc=$?
 server_pid=""
 
+keep_evidence() {
+  # The evidence outlives the temporary folder.
+  mkdir -p target/soak
+  cp "$tmp/server.log" target/soak/
+  if [ -s "$tmp/results.json" ]; then cp "$tmp/results.json" target/soak/; fi
+  echo "server log kept in target/soak/" >&2
+}
+
 if [ "$run_rc" -ne 0 ] || [ ! -s "$tmp/results.json" ]; then
-  echo "soak: the client stopped with exit code $run_rc; last lines of the server log:" >&2
+  echo "soak: the client stopped with exit code $run_rc (server: $server_rc); last lines of the server log:" >&2
   tail -n 30 "$tmp/server.log" >&2
+  keep_evidence
   exit 2
 fi
 
@@ -139,9 +151,6 @@ python3 "$tmp/soak.py" report "$tmp/results.json" \
   --log "$tmp/server.log" --server-exit "$server_rc" "${died_early[@]}" \
   --rss-slack-mib "$rss_slack_mib" || report_rc=$?
 if [ "$report_rc" -ne 0 ]; then
-  # The evidence outlives the temporary folder.
-  mkdir -p target/soak
-  cp "$tmp/server.log" "$tmp/results.json" target/soak/
-  echo "server log and results kept in target/soak/" >&2
+  keep_evidence
   exit 1
 fi

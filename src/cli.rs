@@ -6,7 +6,7 @@ use axum::http::HeaderValue;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{seconds_or_off, Cli, Settings, StreamArg};
+use crate::config::{seconds_or_off, AuthSetting, Cli, Settings, StreamArg};
 use crate::convert::ConvertOptions;
 use crate::http::HttpOptions;
 use crate::hub::Streams;
@@ -71,6 +71,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .auth
         .access()
         .map_err(|e| anyhow::anyhow!("[auth]: {e}"))?;
+    if access.is_open() && settings.auth != AuthSetting::default() {
+        tracing::warn!(
+            "[auth] has no user and no token, so everyone may watch and push every stream; its other keys change nothing"
+        );
+    }
     let allow_origins = settings
         .allow_origin
         .iter()

@@ -354,7 +354,7 @@ pub struct Settings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSetting>,
     /// Who may watch and push.
-    #[serde(skip_serializing_if = "AuthSetting::is_open")]
+    #[serde(skip_serializing_if = "AuthSetting::is_default")]
     pub auth: AuthSetting,
     /// The streams, in order (the first is `/stream`). Empty means none
     /// were configured; [`Settings::resolve`] never leaves it empty unless
@@ -433,6 +433,11 @@ impl AuthSetting {
     /// No credentials: everyone may do everything.
     pub fn is_open(&self) -> bool {
         self.users.is_empty() && self.tokens.is_empty()
+    }
+
+    /// Nothing set: `--check-config` leaves the table out.
+    fn is_default(&self) -> bool {
+        *self == AuthSetting::default()
     }
 
     /// The access rules these settings describe.
@@ -1074,6 +1079,38 @@ impl Kind for Size {
     fn from_str(s: &str) -> Result<usize, String> {
         byte_size(s)
     }
+}
+
+/// The fuzz target's checks (`fuzz/fuzz_targets/config.rs`): any text is
+/// either refused with an error that renders, or read into settings whose
+/// `--check-config` output reads back as the same settings (secrets apart,
+/// which it prints hidden).
+#[doc(hidden)]
+pub fn fuzz_config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let path = Path::new("fuzz.toml");
+    let file = match FileConfig::parse(path, text) {
+        Ok(file) => file,
+        Err(e) => {
+            let message = e.to_string();
+            assert!(message.starts_with("fuzz.toml:"), "{message}");
+            return;
+        }
+    };
+    let cli = Cli::try_parse_from(["mjpeg-server"]).expect("no flags parse");
+    let mut settings = Settings::merge(file, &cli);
+    let printed = settings.to_toml();
+    let again = FileConfig::parse(path, &printed)
+        .unwrap_or_else(|e| panic!("the printed config does not read back: {e}\n{printed}"));
+    for u in &mut settings.auth.users {
+        u.password = HIDDEN.into();
+    }
+    for t in &mut settings.auth.tokens {
+        t.token = HIDDEN.into();
+    }
+    assert_eq!(settings, Settings::merge(again, &cli), "{printed}");
 }
 
 #[cfg(test)]

@@ -122,6 +122,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
 struct Creds {
     authorization: Option<HeaderValue>,
     token: Option<String>,
+    /// Who sent them, for the log of refusals.
+    peer: Option<SocketAddr>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Creds {
@@ -136,6 +138,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Creds {
         Ok(Creds {
             authorization: parts.headers.get(header::AUTHORIZATION).cloned(),
             token,
+            peer: parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
         })
     }
 }
@@ -156,11 +162,26 @@ impl AppState {
         self.opts
             .access
             .check(&creds.presented(), action, stream)
-            .map_err(|d| self.denied(d))
+            .map_err(|d| self.denied(creds, d))
     }
 
-    /// `401` (with a challenge) or `403`, saying why.
-    fn denied(&self, why: Denied) -> Response {
+    /// `401` (with a challenge) or `403`, saying why. Wrong credentials are
+    /// logged as warnings (someone may be guessing), refusals of valid ones
+    /// at info.
+    fn denied(&self, creds: &Creds, why: Denied) -> Response {
+        let client = creds.peer.map(|p| p.to_string());
+        let client = client.as_deref().unwrap_or("-");
+        match why {
+            Denied::Missing => {
+                tracing::debug!(target: "mjpeg_server::access", client, "refused: no credentials")
+            }
+            Denied::Invalid => {
+                tracing::warn!(target: "mjpeg_server::access", client, "refused: wrong user, password or token")
+            }
+            Denied::Forbidden => {
+                tracing::info!(target: "mjpeg_server::access", client, "refused: not permitted")
+            }
+        }
         let (status, text) = match why {
             Denied::Missing => (
                 StatusCode::UNAUTHORIZED,
@@ -355,7 +376,7 @@ struct Status {
 
 async fn status(State(st): State<AppState>, creds: Creds) -> Response {
     if let Err(why) = st.opts.access.check_known(&creds.presented()) {
-        return st.denied(why);
+        return st.denied(&creds, why);
     }
     let streams = st.streams.all().iter().map(Hub::stats).collect();
     let mut res = Json(Status { streams }).into_response();
@@ -365,7 +386,7 @@ async fn status(State(st): State<AppState>, creds: Creds) -> Response {
 
 async fn metrics(State(st): State<AppState>, creds: Creds) -> Response {
     if let Err(why) = st.opts.access.check_known(&creds.presented()) {
-        return st.denied(why);
+        return st.denied(&creds, why);
     }
     let mut res = crate::metrics::render(&st.metrics).into_response();
     res.headers_mut().insert(
@@ -522,7 +543,10 @@ fn stream_response(
         header::CONTENT_TYPE,
         HeaderValue::from_static(multipart::CONTENT_TYPE),
     );
-    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    // HTTP/2 forbids connection headers; its streams end on their own.
+    if version < Version::HTTP_2 {
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     no_cache(&mut res);
     res
@@ -908,7 +932,7 @@ fn index(st: &AppState, creds: &Creds) -> Response {
     let access = &st.opts.access;
     let who = match access.identify(&creds.presented()) {
         Ok(who) => who,
-        Err(why) => return st.denied(why),
+        Err(why) => return st.denied(creds, why),
     };
     let hubs = watchable(st, creds);
     // An anonymous visitor who cannot see every stream is asked to log in
@@ -916,10 +940,10 @@ fn index(st: &AppState, creds: &Creds) -> Response {
     // part of the page with no way to see the rest.
     let all = st.streams.all().len();
     if !who.is_known() && hubs.len() < all {
-        return st.denied(Denied::Missing);
+        return st.denied(creds, Denied::Missing);
     }
     if hubs.is_empty() && all > 0 {
-        return st.denied(Denied::Forbidden);
+        return st.denied(creds, Denied::Forbidden);
     }
     // A page opened with ?token= passes it on to its images and links:
     // an <img> cannot send any other credentials.

@@ -157,12 +157,7 @@ async fn sigterm_closes_viewers_and_exits_0() {
     let mut c = RawClient::stream(p.addr, "/stream/demo").await;
     let part = c.part().await;
     assert_eq!(decode(&part.jpeg), (640, 360));
-    let pid = p.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    assert!(signal(p.child.id(), "TERM"));
     // The stream ends at a part boundary (a frame already on its way may
     // still arrive whole).
     assert_whole_parts(&c.rest().await);
@@ -327,12 +322,7 @@ fn sigterm_stops_the_server_even_with_stderr_gone() {
     while !lines.next().unwrap().unwrap().contains("serving http://") {}
     drop(lines);
     std::thread::sleep(Duration::from_millis(200));
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    assert!(signal(child.id(), "TERM"));
     for _ in 0..200 {
         if let Some(status) = child.try_wait().unwrap() {
             assert_eq!(status.code(), Some(0));

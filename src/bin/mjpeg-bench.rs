@@ -76,7 +76,9 @@ const AFTER_HELP: &str = "\
 Examples:
   mjpeg-bench --url http://127.0.0.1:8080/stream/b --clients 1000 --duration 10
   mjpeg-bench --url http://127.0.0.1:8080/stream/b --clients 500 --slow-share 0.1 --slow-rate 100K
-Serve a fixed frame to measure with: mjpeg-server --stream b=synthetic:tests/data/jpeg_50k.jpg#fps=30
+Serve a fixed frame to measure with:
+  mjpeg-server --stream b=synthetic:tests/data/jpeg_50k.jpg#fps=30 --max-connections-per-address 0
+(every client comes from one address, past the server's default of 256 per address)
 The open-file soft limit is raised to the hard limit; each connection needs one.";
 
 fn seconds(s: &str) -> Result<Duration, String> {

@@ -1115,7 +1115,7 @@ mod tests {
 
     #[test]
     fn fuzz_findings_replay_cleanly() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fuzz");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fuzz/split");
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
         };

@@ -353,15 +353,22 @@ impl Drop for ServerProcess {
     }
 }
 
+/// Sends signal `sig` (`"TERM"`, `"HUP"`, …) to process `pid`; true if it
+/// was delivered.
+pub fn signal(pid: u32, sig: &str) -> bool {
+    std::process::Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// Stops a child: SIGTERM first (so that e.g. nginx's master takes its
 /// workers with it), SIGKILL after a second.
 pub fn stop(child: &mut std::process::Child) {
     if let Ok(Some(_)) = child.try_wait() {
         return;
     }
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    signal(child.id(), "TERM");
     for _ in 0..50 {
         if let Ok(Some(_)) = child.try_wait() {
             return;
