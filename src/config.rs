@@ -50,7 +50,7 @@ pub struct Cli {
 
     /// Frames per second of sources that set their own pace (dir, demo).
     /// Default: 10.
-    #[arg(long, value_name = "N", value_parser = positive_f64)]
+    #[arg(long, value_name = "N", value_parser = fps)]
     pub fps: Option<f64>,
 
     /// Re-send the newest frame to a viewer after this many seconds without
@@ -211,16 +211,54 @@ impl FromStr for StreamArg {
     }
 }
 
+/// The most seconds any setting takes: beyond it a duration would not fit
+/// a timer (and nobody means a timeout of more than 30 years).
+const MAX_SECONDS: f64 = 1e9;
+
+/// Frames per second: the interval between frames, 1/fps, must be a
+/// duration a timer can hold and more than nothing.
+const FPS_RANGE: std::ops::RangeInclusive<f64> = 0.001..=1000.0;
+
+fn check_fps(v: f64) -> Result<f64, String> {
+    if FPS_RANGE.contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not a frame rate from 0.001 to 1000"))
+    }
+}
+
+/// `--fps`.
+fn fps(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) => check_fps(v),
+        _ => Err(format!("{s:?} is not a number of frames per second")),
+    }
+}
+
+fn check_seconds(v: f64, positive: bool) -> Result<f64, String> {
+    if !v.is_finite() || v < 0.0 || (positive && v == 0.0) {
+        Err(if positive {
+            format!("{v} is not a positive number")
+        } else {
+            format!("{v} is not a number of seconds (0 or more)")
+        })
+    } else if v > MAX_SECONDS {
+        Err(format!("{v} seconds is too long (at most {MAX_SECONDS})"))
+    } else {
+        Ok(v)
+    }
+}
+
 fn positive_f64(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(v) => check_seconds(v, true),
         _ => Err(format!("{s:?} is not a positive number")),
     }
 }
 
 fn non_negative_f64(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        Ok(v) => check_seconds(v, false),
         _ => Err(format!("{s:?} is not a number of seconds (0 or more)")),
     }
 }
@@ -702,7 +740,7 @@ impl Settings {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct FileConfig {
     listen: Option<Listen>,
-    fps: Option<Checked<Positive>>,
+    fps: Option<Checked<Fps>>,
     resend_after: Option<Checked<Seconds>>,
     write_timeout: Option<Checked<Seconds>>,
     max_connections: Option<Checked<Connections>>,
@@ -987,11 +1025,16 @@ struct Positive;
 impl Kind for Positive {
     type Value = f64;
     fn from_number(n: f64, _: bool) -> Result<f64, String> {
-        if n.is_finite() && n > 0.0 {
-            Ok(n)
-        } else {
-            Err(format!("{n} is not a positive number"))
-        }
+        check_seconds(n, true)
+    }
+}
+
+#[derive(Debug)]
+struct Fps;
+impl Kind for Fps {
+    type Value = f64;
+    fn from_number(n: f64, _: bool) -> Result<f64, String> {
+        check_fps(n)
     }
 }
 
@@ -1000,11 +1043,7 @@ struct Seconds;
 impl Kind for Seconds {
     type Value = f64;
     fn from_number(n: f64, _: bool) -> Result<f64, String> {
-        if n.is_finite() && n >= 0.0 {
-            Ok(n)
-        } else {
-            Err(format!("{n} is not a number of seconds (0 or more)"))
-        }
+        check_seconds(n, false)
     }
 }
 

@@ -478,10 +478,12 @@ pub(crate) fn parse_fps(p: &Params) -> Result<Option<Duration>, String> {
     let Some(raw) = p.fps.as_deref() else {
         return Ok(None);
     };
+    // Bounded so that 1/N is a duration a timer can hold (a tiny N would
+    // overflow it) and more than zero (a huge one would round to nothing).
     match raw.parse::<f64>() {
-        Ok(fps) if fps.is_finite() && fps > 0.0 => Ok(Some(Duration::from_secs_f64(1.0 / fps))),
+        Ok(fps) if (0.001..=1000.0).contains(&fps) => Ok(Some(Duration::from_secs_f64(1.0 / fps))),
         _ => Err(format!(
-            "fps={raw:?} is not a positive number of frames per second\n"
+            "fps={raw:?} is not a number of frames per second from 0.001 to 1000\n"
         )),
     }
 }

@@ -1,11 +1,19 @@
 //! The server: accepts connections, limits how many, serves each with
 //! hyper, and shuts down gracefully.
 //!
-//! Shaped like tokio's mini-redis: a [`Server`] owns the listening socket and
-//! a semaphore that caps open connections; each accepted connection runs in
-//! its own task until the client leaves or shutdown is signalled through a
-//! shared [`CancellationToken`]. A [`TaskTracker`] lets shutdown wait until
-//! every connection task has ended.
+//! Shaped like tokio's mini-redis: a [`Server`] owns the listening sockets
+//! and a semaphore that caps open connections (plus a count per client
+//! address); each accepted connection runs in its own task, a `Handler`,
+//! until the client leaves or shutdown is signalled through a shared
+//! [`CancellationToken`]. A [`TaskTracker`] lets shutdown wait until every
+//! connection task has ended.
+//!
+//! A connection's life: the TLS handshake if the server has a certificate,
+//! then its request head, read within the header timeout and size limit
+//! (`408` / `431` otherwise). A plain `GET` of a stream that the client may
+//! watch is written directly ([`viewer::write_stream`]); everything else,
+//! HTTP/2 included, goes to hyper and the routes of [`crate::http`], which
+//! also give every refusal its status and reason.
 
 use axum::extract::ConnectInfo;
 use axum::Router;

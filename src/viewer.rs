@@ -290,30 +290,37 @@ async fn write_all_vectored<W: AsyncWrite + Unpin>(
 /// it resolves to is one that exists.
 #[doc(hidden)]
 pub fn fuzz_request(data: &[u8]) {
-    let streams = Streams::new();
-    for name in ["cam", "b-2"] {
-        streams.add(name).expect("valid names");
-    }
-    let open = Access::default();
-    let mut guarded = Access::new(
-        "fuzz",
-        crate::access::Grant {
-            watch: crate::access::Patterns::new(&["b-*"]).expect("valid pattern"),
-            push: crate::access::Patterns::default(),
-        },
-    );
-    guarded
-        .add_user("u", "p", crate::access::Grant::everything())
-        .expect("valid user");
-    guarded
-        .add_token("token-123", crate::access::Grant::watch_only())
-        .expect("valid token");
-    if let Some((hub, interval)) = direct_request(&streams, &open, data) {
+    use crate::access::{Grant, Patterns};
+    // Built once: compiling the patterns per input would make the fuzzer a
+    // hundred times slower.
+    static FIXTURE: std::sync::LazyLock<(Streams, Access, Access)> =
+        std::sync::LazyLock::new(|| {
+            let streams = Streams::new();
+            for name in ["cam", "b-2"] {
+                streams.add(name).expect("valid names");
+            }
+            let mut guarded = Access::new(
+                "fuzz",
+                Grant {
+                    watch: Patterns::new(&["b-*"]).expect("valid pattern"),
+                    push: Patterns::default(),
+                },
+            );
+            guarded
+                .add_user("u", "p", Grant::everything())
+                .expect("valid user");
+            guarded
+                .add_token("token-123", Grant::watch_only())
+                .expect("valid token");
+            (streams, Access::default(), guarded)
+        });
+    let (streams, open, guarded) = &*FIXTURE;
+    if let Some((hub, interval)) = direct_request(streams, open, data) {
         assert!(streams.get(hub.name()).is_some());
         assert!(interval.is_none_or(|i| i > Duration::ZERO));
     }
     // Whatever the guarded server lets through, the open one does too.
-    if direct_request(&streams, &guarded, data).is_some() {
-        assert!(direct_request(&streams, &open, data).is_some());
+    if direct_request(streams, guarded, data).is_some() {
+        assert!(direct_request(streams, open, data).is_some());
     }
 }

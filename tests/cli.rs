@@ -32,7 +32,16 @@ fn assert_one_line_error(args: &[&str], want: &str) {
 #[test]
 fn bad_flags_and_values_get_one_line_and_exit_2() {
     assert_one_line_error(&["--bogus"], "--bogus");
-    assert_one_line_error(&["--fps", "0"], "positive number");
+    assert_one_line_error(&["--fps", "0"], "from 0.001 to 1000");
+    // Values whose durations would overflow a timer are refused, not a panic.
+    assert_one_line_error(&["--fps", "1e-300"], "from 0.001 to 1000");
+    assert_one_line_error(&["--write-timeout", "1e300"], "too long");
+    assert_one_line_error(&["--header-timeout", "1e20"], "too long");
+    assert_one_line_error(
+        &["--stream", "a=relay:http://127.0.0.1:1/#linger=1e300"],
+        "too many seconds",
+    );
+    assert_one_line_error(&["--stream", "a=synthetic:x.jpg#fps=1e-300"], "from 0.001");
     assert_one_line_error(&["--listen", "nowhere"], "nowhere");
     assert_one_line_error(&["--stream", "bad name=demo"], "invalid stream name");
     assert_one_line_error(&["--stream", "../x=demo"], "invalid stream name");

@@ -173,7 +173,9 @@ fn bad_files_exit_2_with_one_line_naming_file_line_and_key() {
     let cases: &[(&str, &str, &[&str])] = &[
         ("fps = 5\nfsp = 3\n", ":2:", &["key `fsp`", "unknown field"]),
         ("fps = \"fast\"\n", ":1:", &["key `fps`", "expected a number"]),
-        ("fps = 0\n", ":1:", &["key `fps`", "not a positive number"]),
+        ("fps = 0\n", ":1:", &["key `fps`", "not a frame rate from 0.001 to 1000"]),
+        ("fps = 1e-300\n", ":1:", &["key `fps`", "not a frame rate"]),
+        ("write-timeout = 1e300\n", ":1:", &["key `write-timeout`", "too long"]),
         ("max-connections = 1.5\n", ":1:", &["key `max-connections`"]),
         ("jpeg-quality = 101\n", ":1:", &["key `jpeg-quality`"]),
         ("max-frame-size = \"12X\"\n", ":1:", &["key `max-frame-size`", "not a size"]),

@@ -268,6 +268,10 @@ async fn wrong_methods_unknown_paths_and_bad_parameters() {
         ("GET", "/stream/cam?fps=abc", 400),
         ("GET", "/stream/cam?fps=0", 400),
         ("GET", "/stream/cam?fps=-3", 400),
+        // 1/fps would overflow a timer, or round to no interval at all.
+        ("GET", "/stream/cam?fps=1e-300", 400),
+        ("GET", "/stream/cam?fps=2.4e51", 400),
+        ("GET", "/stream/cam?fps=inf", 400),
         ("GET", "/stream/bad%20name", 404),
     ] {
         let res = http

@@ -83,7 +83,9 @@ The open-file soft limit is raised to the hard limit; each connection needs one.
 
 fn seconds(s: &str) -> Result<Duration, String> {
     match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(Duration::from_secs_f64(v)),
+        Ok(v) if v.is_finite() && v >= 0.0 => {
+            Duration::try_from_secs_f64(v).map_err(|_| format!("{s:?} seconds is too long"))
+        }
         _ => Err(format!("{s:?} is not a number of seconds")),
     }
 }

@@ -256,7 +256,9 @@ fn split_options(arg: &str) -> (&str, Vec<(&str, Option<&str>)>) {
 
 fn parse_seconds(v: &str) -> Result<Duration, String> {
     match v.parse::<f64>() {
-        Ok(s) if s.is_finite() && s >= 0.0 => Ok(Duration::from_secs_f64(s)),
+        Ok(s) if s.is_finite() && s >= 0.0 => {
+            Duration::try_from_secs_f64(s).map_err(|_| "too many seconds for a timer".to_string())
+        }
         _ => Err("not a number of seconds".into()),
     }
 }

@@ -44,8 +44,9 @@ impl Rate {
             return Ok(Rate::Max);
         }
         match v.parse::<f64>() {
-            Ok(fps) if fps.is_finite() && fps > 0.0 => Ok(Rate::Fps(fps)),
-            _ => Err("not a positive number of frames per second, nor max".into()),
+            // 1/fps must fit a timer and be more than nothing.
+            Ok(fps) if (0.001..=1e6).contains(&fps) => Ok(Rate::Fps(fps)),
+            _ => Err("not a number of frames per second from 0.001 to 1000000, nor max".into()),
         }
     }
 
