@@ -117,7 +117,7 @@ pub struct Cli {
     pub push_idle_timeout: Option<f64>,
 
     /// Let pages from this origin read the streams with fetch or a canvas
-    /// (CORS; repeatable; `*` for any), e.g. https://dash.example.com.
+    /// (CORS; repeatable; `*` for any), e.g. `https://dash.example.com`.
     /// Default: none.
     #[arg(long = "allow-origin", value_name = "ORIGIN", value_parser = origin)]
     pub allow_origins: Vec<String>,
@@ -125,7 +125,7 @@ pub struct Cli {
     /// A user who may watch and push every stream, as NAME:PASSWORD (HTTP
     /// Basic auth; repeatable). Once any user or token is set, every request
     /// needs credentials except what --public-watch opens. Per-stream rules:
-    /// the config file's [auth] table.
+    /// the config file's `[auth]` table.
     #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = user)]
     pub users: Vec<UserSetting>,
 
