@@ -421,18 +421,29 @@ impl Acceptor {
                 let io = Box::pin(io);
                 match tls {
                     None => handler.run(io, peer).await,
-                    Some(tls) => {
-                        let accept = TlsAcceptor::from(tls.config()).accept(io);
-                        match tokio::time::timeout(handler.opts.header_timeout, accept).await {
-                            Ok(Ok(io)) => handler.run(io, peer).await,
-                            Ok(Err(e)) => tracing::debug!(?peer, "TLS handshake failed: {e}"),
-                            Err(_) => tracing::debug!(?peer, "TLS handshake timed out"),
-                        }
-                    }
+                    // Boxed: a task's future is as large as its largest
+                    // state, and a TLS connection's (rustls keeps its
+                    // buffers inline) would otherwise add kilobytes to every
+                    // plain viewer's task too.
+                    Some(tls) => Box::pin(serve_tls(handler, tls, io, peer)).await,
                 }
                 drop((permit, slot));
             });
         }
+    }
+}
+
+/// Serves `io` after a TLS handshake that must finish within the header
+/// timeout.
+async fn serve_tls<S>(handler: Handler, tls: Tls, io: S, peer: Option<SocketAddr>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let accept = TlsAcceptor::from(tls.config()).accept(io);
+    match tokio::time::timeout(handler.opts.header_timeout, accept).await {
+        Ok(Ok(io)) => handler.run(io, peer).await,
+        Ok(Err(e)) => tracing::debug!(?peer, "TLS handshake failed: {e}"),
+        Err(_) => tracing::debug!(?peer, "TLS handshake timed out"),
     }
 }
 
