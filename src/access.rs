@@ -43,16 +43,23 @@ pub enum Denied {
 
 /// Stream-name patterns (`*` matches any run of characters; stream names
 /// have no `/`, so nothing else is special).
+///
+/// `*` alone and plain names are matched without compiling anything: the
+/// open server's rules are built on every start, and a compiled glob set
+/// costs megabytes of transient memory for nothing there.
 #[derive(Debug, Clone, Default)]
 pub struct Patterns {
     source: Vec<String>,
-    set: GlobSet,
+    any: bool,
+    globs: Option<GlobSet>,
 }
 
 impl Patterns {
     /// Compiles `patterns`, or says which one is wrong.
     pub fn new<S: AsRef<str>>(patterns: &[S]) -> Result<Patterns, String> {
-        let mut b = GlobSetBuilder::new();
+        let mut globs = GlobSetBuilder::new();
+        let mut any = false;
+        let mut has_globs = false;
         for p in patterns {
             let p = p.as_ref();
             if p.is_empty() {
@@ -60,24 +67,38 @@ impl Patterns {
                     "an empty stream pattern matches nothing; use \"*\" for every stream".into(),
                 );
             }
-            b.add(Glob::new(p).map_err(|e| format!("stream pattern {p:?}: {e}"))?);
+            if p == "*" {
+                any = true;
+            } else if p.contains(['*', '?', '[', ']', '{', '}', '\\']) {
+                globs.add(Glob::new(p).map_err(|e| format!("stream pattern {p:?}: {e}"))?);
+                has_globs = true;
+            }
         }
+        let globs = match has_globs {
+            true => Some(globs.build().map_err(|e| format!("stream patterns: {e}"))?),
+            false => None,
+        };
         Ok(Patterns {
             source: patterns.iter().map(|p| p.as_ref().to_string()).collect(),
-            set: b
-                .build()
-                .map_err(|e| format!("stream patterns {:?}: {e}", patterns.len()))?,
+            any,
+            globs,
         })
     }
 
     /// Every stream.
     pub fn all() -> Patterns {
-        Patterns::new(&["*"]).expect("`*` is a valid pattern")
+        Patterns {
+            source: vec!["*".into()],
+            any: true,
+            globs: None,
+        }
     }
 
     /// Whether `stream` matches one of the patterns.
     pub fn matches(&self, stream: &str) -> bool {
-        !self.source.is_empty() && self.set.is_match(stream)
+        self.any
+            || self.source.iter().any(|p| p == stream)
+            || self.globs.as_ref().is_some_and(|g| g.is_match(stream))
     }
 
     /// The patterns as written.
@@ -491,5 +512,16 @@ mod tests {
         assert!(Patterns::new(&["cam["]).is_err());
         assert!(!Patterns::default().matches("x"));
         assert!(Patterns::all().matches("x"));
+        let p = Patterns::new(&["lobby", "cam-*", "b?"]).unwrap();
+        for (name, yes) in [
+            ("lobby", true),
+            ("lobby2", false),
+            ("cam-1", true),
+            ("cam", false),
+            ("b1", true),
+            ("b12", false),
+        ] {
+            assert_eq!(p.matches(name), yes, "{name}");
+        }
     }
 }

@@ -250,13 +250,15 @@ impl Server {
         let tracker = TaskTracker::new();
         let accepting = TaskTracker::new();
         let per_address = PerAddress::new(self.opts.max_connections_per_address);
+        // Shared, not copied into every connection's task.
+        let opts = Arc::new(self.opts.clone());
         for listener in self.listeners {
             let acceptor = Acceptor {
                 streams: self.streams.clone(),
                 app: self.app.clone(),
                 limit: self.limit.clone(),
                 per_address: per_address.clone(),
-                opts: self.opts.clone(),
+                opts: opts.clone(),
                 shutdown: self.shutdown.clone(),
                 tracker: tracker.clone(),
             };
@@ -335,7 +337,7 @@ struct Acceptor {
     app: Router,
     limit: Arc<Semaphore>,
     per_address: PerAddress,
-    opts: ServerOptions,
+    opts: Arc<ServerOptions>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -346,7 +348,7 @@ impl Acceptor {
     async fn run(self, listener: Listener) {
         match listener {
             Listener::Tcp(l) => {
-                let tls = self.opts.tls.clone();
+                let tls = self.opts.tls.is_some();
                 self.accept_loop(tls, || async {
                     let (socket, peer) = l.accept().await?;
                     // Frames go out as soon as they are written; Nagle's
@@ -361,7 +363,7 @@ impl Acceptor {
             }
             #[cfg(unix)]
             Listener::Unix(l, path) => {
-                self.accept_loop(None, || async {
+                self.accept_loop(false, || async {
                     let (socket, _) = l.accept().await?;
                     Ok((socket, None))
                 })
@@ -372,7 +374,9 @@ impl Acceptor {
         }
     }
 
-    async fn accept_loop<S, F, Fut>(&self, tls: Option<Tls>, mut accept: F)
+    /// Accepts connections from `accept` until shutdown; `tls`: this
+    /// listener serves TLS.
+    async fn accept_loop<S, F, Fut>(&self, tls: bool, mut accept: F)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         F: FnMut() -> Fut,
@@ -395,7 +399,7 @@ impl Acceptor {
             // Refusals are answered in plain HTTP; a TLS client would not
             // understand one, so it is simply closed.
             let turn_away = |socket, why: &'static str| {
-                if tls.is_none() {
+                if !tls {
                     self.tracker.spawn(refuse(socket, why));
                 }
             };
@@ -414,12 +418,11 @@ impl Acceptor {
                 opts: self.opts.clone(),
                 shutdown: self.shutdown.clone(),
             };
-            let tls = tls.clone();
             self.tracker.spawn(async move {
                 let mut io = TimeoutStream::new(socket);
                 io.set_write_timeout(handler.opts.write_timeout);
                 let io = Box::pin(io);
-                match tls {
+                match handler.opts.tls.clone().filter(|_| tls) {
                     None => handler.run(io, peer).await,
                     // Boxed: a task's future is as large as its largest
                     // state, and a TLS connection's (rustls keeps its
@@ -526,7 +529,7 @@ async fn answer<S: AsyncWrite + Unpin>(mut socket: S, response: &[u8]) {
 struct Handler {
     streams: Streams,
     app: Router,
-    opts: ServerOptions,
+    opts: Arc<ServerOptions>,
     shutdown: CancellationToken,
 }
 

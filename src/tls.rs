@@ -39,20 +39,25 @@ pub enum TlsError {
 }
 
 /// The TLS settings of a server: where the PEM files are and the
-/// configuration loaded from them. Cloning shares it, so a
-/// [`reload`](Tls::reload) is seen by every listener.
+/// configuration loaded from them. Cloning shares it (one pointer, so a
+/// connection can hold one), and a [`reload`](Tls::reload) is seen by every
+/// listener.
 #[derive(Clone)]
 pub struct Tls {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     cert: PathBuf,
     key: PathBuf,
-    current: Arc<RwLock<Arc<ServerConfig>>>,
+    current: RwLock<Arc<ServerConfig>>,
 }
 
 impl std::fmt::Debug for Tls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tls")
-            .field("cert", &self.cert)
-            .field("key", &self.key)
+            .field("cert", &self.inner.cert)
+            .field("key", &self.inner.key)
             .finish_non_exhaustive()
     }
 }
@@ -64,9 +69,11 @@ impl Tls {
         let (cert, key) = (cert.into(), key.into());
         let config = load_config(&cert, &key)?;
         Ok(Tls {
-            cert,
-            key,
-            current: Arc::new(RwLock::new(Arc::new(config))),
+            inner: Arc::new(Inner {
+                cert,
+                key,
+                current: RwLock::new(Arc::new(config)),
+            }),
         })
     }
 
@@ -74,14 +81,19 @@ impl Tls {
     /// the previous certificate stays in use (a renewal script that wrote
     /// half a file must not take the server down).
     pub fn reload(&self) -> Result<(), TlsError> {
-        let config = load_config(&self.cert, &self.key)?;
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+        let config = load_config(&self.inner.cert, &self.inner.key)?;
+        *self
+            .inner
+            .current
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
         Ok(())
     }
 
     /// The configuration for a new connection.
     pub fn config(&self) -> Arc<ServerConfig> {
-        self.current
+        self.inner
+            .current
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
@@ -89,7 +101,7 @@ impl Tls {
 
     /// The certificate file.
     pub fn cert_path(&self) -> &Path {
-        &self.cert
+        &self.inner.cert
     }
 }
 
