@@ -347,7 +347,7 @@ async fn stream_named(
 ) -> Response {
     match st.streams.get(&name) {
         Some(hub) => stream_response(&st, &creds, hub, peer, &method, version, &p),
-        None => no_such_stream(&st, &creds, &name),
+        None => unknown_to_viewer(&st, &creds, &name),
     }
 }
 
@@ -365,7 +365,7 @@ async fn snapshot_named(
 ) -> Response {
     match st.streams.get(&name) {
         Some(hub) => snapshot_response(&st, &creds, &hub),
-        None => no_such_stream(&st, &creds, &name),
+        None => unknown_to_viewer(&st, &creds, &name),
     }
 }
 
@@ -403,6 +403,16 @@ async fn not_found() -> Response {
 
 fn not_found_text(text: String) -> Response {
     (StatusCode::NOT_FOUND, text).into_response()
+}
+
+/// A viewer asked for a stream that does not exist: the refusal it would
+/// get if it did, so that which names exist cannot be probed without the
+/// right to watch them; else `404`.
+fn unknown_to_viewer(st: &AppState, creds: &Creds, name: &str) -> Response {
+    match st.allow(creds, Action::Watch, name) {
+        Err(refused) => refused,
+        Ok(()) => no_such_stream(st, creds, name),
+    }
 }
 
 /// `404` for an unknown stream, listing the streams the client may watch

@@ -247,11 +247,17 @@ async fn watch_and_push_are_separate_permissions_per_stream() {
     assert!(page.contains(r#"src="/stream/cam-1""#), "{page}");
     assert!(page.contains(r#"src="/stream/lobby""#));
     assert!(!page.contains("garden"));
-    // An unknown name's 404 lists only what bob may see.
-    let (head, mut c) = get(&server, "/stream/nope", &bob).await;
+    // An unknown name bob could watch: 404, listing only what he may see.
+    // One he could not watch gets the refusal an existing one would, and
+    // an anonymous client too: which names exist cannot be probed.
+    let (head, mut c) = get(&server, "/stream/cam-9", &bob).await;
     assert_eq!(head.status, 404);
     let text = String::from_utf8(c.rest().await).unwrap();
     assert!(text.contains("cam-1") && !text.contains("garden"), "{text}");
+    let (head, _) = get(&server, "/snapshot/nope", &bob).await;
+    assert_eq!(head.status, 403);
+    let (head, _) = get(&server, "/stream/nope", "").await;
+    assert_eq!(head.status, 401);
 }
 
 #[tokio::test]
