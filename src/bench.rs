@@ -1215,11 +1215,7 @@ mod tests {
     use super::*;
 
     fn jpeg() -> Vec<u8> {
-        std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/jpeg_5k.jpg"
-        ))
-        .unwrap()
+        crate::test_data::corpus("jpeg_5k.jpg")
     }
 
     const HEAD: &[u8] = b"HTTP/1.0 200 OK\r\ncontent-type: multipart/x-mixed-replace; boundary=b0\r\nconnection: close\r\n\r\n--b0\r\n";

@@ -96,9 +96,7 @@ mod tests {
     use super::*;
 
     fn corpus(name: &str) -> Bytes {
-        std::fs::read(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR")))
-            .unwrap()
-            .into()
+        crate::test_data::corpus(name).into()
     }
 
     #[test]

@@ -166,9 +166,7 @@ impl fmt::Display for ImageKind {
 mod tests {
     use super::*;
 
-    fn corpus(name: &str) -> Vec<u8> {
-        std::fs::read(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
-    }
+    use crate::test_data::corpus;
 
     #[test]
     fn trailing_padding_is_sliced_off() {

@@ -837,11 +837,7 @@ mod tests {
     use super::*;
 
     fn jpeg() -> Vec<u8> {
-        std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/jpeg_5k.jpg"
-        ))
-        .unwrap()
+        crate::test_data::corpus("jpeg_5k.jpg")
     }
 
     #[test]

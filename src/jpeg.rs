@@ -466,9 +466,7 @@ impl Scanner {
 mod tests {
     use super::*;
 
-    fn corpus(name: &str) -> Vec<u8> {
-        std::fs::read(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
-    }
+    use crate::test_data::corpus;
 
     #[test]
     fn whole_corpus_jpegs_end_at_their_last_byte() {

@@ -66,3 +66,13 @@ pub mod viewer;
 pub use frame::{Frame, FrameError};
 pub use hub::{Hub, PublishError, Streams};
 pub use server::{Server, ServerOptions};
+
+/// Files of `tests/data` for the unit tests of every module.
+#[cfg(test)]
+pub(crate) mod test_data {
+    /// The bytes of `tests/data/NAME`; panics naming the file if missing.
+    pub(crate) fn corpus(name: &str) -> Vec<u8> {
+        std::fs::read(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR")))
+            .unwrap_or_else(|e| panic!("tests/data/{name}: {e}"))
+    }
+}

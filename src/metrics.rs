@@ -176,14 +176,8 @@ mod tests {
         let streams = Streams::new();
         let hub = streams.add("cam").unwrap();
         streams.add("other").unwrap();
-        hub.publish_jpeg(
-            std::fs::read(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/data/jpeg_5k.jpg"
-            ))
-            .unwrap(),
-        )
-        .unwrap();
+        hub.publish_jpeg(crate::test_data::corpus("jpeg_5k.jpg"))
+            .unwrap();
         let _sub = hub.subscribe();
         let text = render(&registry(&streams));
         assert!(text.contains("# TYPE mjpeg_frames_in counter\n"), "{text}");

@@ -865,10 +865,7 @@ fn split_in_pieces(stream: &[u8], max_frame: usize, size: &mut dyn FnMut() -> us
 mod tests {
     use super::*;
 
-    fn corpus(name: &str) -> Vec<u8> {
-        std::fs::read(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR")))
-            .unwrap_or_else(|e| panic!("tests/data/{name}: {e}"))
-    }
+    use crate::test_data::corpus;
 
     fn cat(parts: &[&[u8]]) -> Vec<u8> {
         parts.concat()

@@ -1353,9 +1353,7 @@ fn sort_by_age(files: &mut [(OsString, Stamp)]) {
 mod tests {
     use super::*;
 
-    fn corpus(name: &str) -> Vec<u8> {
-        std::fs::read(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
-    }
+    use crate::test_data::corpus;
 
     #[test]
     fn targets_are_told_apart() {
