@@ -508,18 +508,20 @@ impl Drop for AddressSlot {
 
 /// Answers a connection over a limit with a short 503 and closes it.
 async fn refuse<S: AsyncWrite + Unpin>(socket: S, why: &'static str) {
-    let head = format!(
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{why}",
-        why.len()
-    );
-    answer(socket, head.as_bytes()).await;
+    answer(socket, "503 Service Unavailable", "Retry-After: 1\r\n", why).await;
 }
 
-/// Writes `response` and closes, giving up after a second: a client that
-/// is being refused gets no more of the server's time.
-async fn answer<S: AsyncWrite + Unpin>(mut socket: S, response: &[u8]) {
+/// Writes a short plain-text response (`status` line, `extra` header lines,
+/// `body`) and closes, giving up after a second: a client that is being
+/// refused gets no more of the server's time. For refusals made before any
+/// HTTP library has seen the connection.
+async fn answer<S: AsyncWrite + Unpin>(mut socket: S, status: &str, extra: &str, body: &str) {
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{body}",
+        body.len()
+    );
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        socket.write_all(response).await?;
+        socket.write_all(response.as_bytes()).await?;
         socket.shutdown().await
     })
     .await;
@@ -566,8 +568,7 @@ impl Handler {
             Ok(Ok(Head::TooLarge)) => {
                 tracing::debug!(?peer, "refused: request head over {limit} bytes");
                 let body = format!("request headers larger than {limit} bytes\n");
-                let response = format!("HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
-                return answer(io, response.as_bytes()).await;
+                return answer(io, "431 Request Header Fields Too Large", "", &body).await;
             }
             Err(_) if !head.is_empty() => {
                 tracing::debug!(
@@ -576,8 +577,7 @@ impl Handler {
                     self.opts.header_timeout
                 );
                 let body = "request headers not sent in time\n";
-                let response = format!("HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
-                return answer(io, response.as_bytes()).await;
+                return answer(io, "408 Request Timeout", "", body).await;
             }
             // Closed before sending a whole head, a read error, or silent
             // from the start (a browser's speculative connection): nothing
