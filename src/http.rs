@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-use crate::access::{Access, Action, Denied, Presented};
+use crate::access::{Access, Action, Denied, Identity, Presented};
 use crate::convert::{self, ConvertOptions};
 use crate::frame::{FrameError, ImageKind};
 use crate::hub::{Hub, HubStats, PublishError, SourceState, Streams, Subscriber};
@@ -162,6 +162,16 @@ impl AppState {
         self.opts
             .access
             .check(&creds.presented(), action, stream)
+            .map_err(|d| self.denied(creds, d))
+    }
+
+    /// `Ok` if `creds` may see the pages about the server itself
+    /// ([`Access::check_known`]), else the refusal.
+    #[allow(clippy::result_large_err)]
+    fn allow_known(&self, creds: &Creds) -> Result<(), Response> {
+        self.opts
+            .access
+            .check_known(&creds.presented())
             .map_err(|d| self.denied(creds, d))
     }
 
@@ -375,8 +385,8 @@ struct Status {
 }
 
 async fn status(State(st): State<AppState>, creds: Creds) -> Response {
-    if let Err(why) = st.opts.access.check_known(&creds.presented()) {
-        return st.denied(&creds, why);
+    if let Err(refused) = st.allow_known(&creds) {
+        return refused;
     }
     let streams = st.streams.all().iter().map(Hub::stats).collect();
     let mut res = Json(Status { streams }).into_response();
@@ -385,8 +395,8 @@ async fn status(State(st): State<AppState>, creds: Creds) -> Response {
 }
 
 async fn metrics(State(st): State<AppState>, creds: Creds) -> Response {
-    if let Err(why) = st.opts.access.check_known(&creds.presented()) {
-        return st.denied(&creds, why);
+    if let Err(refused) = st.allow_known(&creds) {
+        return refused;
     }
     let mut res = crate::metrics::render(&st.metrics).into_response();
     res.headers_mut().insert(
@@ -418,10 +428,12 @@ fn unknown_to_viewer(st: &AppState, creds: &Creds, name: &str) -> Response {
 /// `404` for an unknown stream, listing the streams the client may watch
 /// (so that names are not revealed to those who may not see them).
 fn no_such_stream(st: &AppState, creds: &Creds, name: &str) -> Response {
-    let names: Vec<String> = watchable(st, creds)
-        .iter()
-        .map(|h| h.name().to_string())
-        .collect();
+    let access = &st.opts.access;
+    let visible = match access.identify(&creds.presented()) {
+        Ok(who) => watchable(access, who, &st.streams.all()),
+        Err(_) => Vec::new(),
+    };
+    let names: Vec<String> = visible.iter().map(|h| h.name().to_string()).collect();
     // The name is echoed only through {:?}, which escapes control characters.
     not_found_text(format!(
         "no stream named {name:?}; streams: {}\n",
@@ -442,17 +454,11 @@ fn no_cache(res: &mut Response) {
     );
 }
 
-/// The streams `creds` may watch, in order.
-fn watchable(st: &AppState, creds: &Creds) -> Vec<Hub> {
-    let access = &st.opts.access;
-    let presented = creds.presented();
-    let Ok(who) = access.identify(&presented) else {
-        return Vec::new();
-    };
-    st.streams
-        .all()
-        .into_iter()
+/// The streams of `hubs` that `who` may watch, in order.
+fn watchable(access: &Access, who: Identity<'_>, hubs: &[Hub]) -> Vec<Hub> {
+    hubs.iter()
         .filter(|h| access.permits(who, Action::Watch, h.name()).is_ok())
+        .cloned()
         .collect()
 }
 
@@ -946,15 +952,15 @@ fn index(st: &AppState, creds: &Creds) -> Response {
         Ok(who) => who,
         Err(why) => return st.denied(creds, why),
     };
-    let hubs = watchable(st, creds);
+    let all = st.streams.all();
+    let hubs = watchable(access, who, &all);
     // An anonymous visitor who cannot see every stream is asked to log in
     // (a browser shows its prompt; only a 401 makes it), rather than shown
     // part of the page with no way to see the rest.
-    let all = st.streams.all().len();
-    if !who.is_known() && hubs.len() < all {
+    if !who.is_known() && hubs.len() < all.len() {
         return st.denied(creds, Denied::Missing);
     }
-    if hubs.is_empty() && all > 0 {
+    if hubs.is_empty() && !all.is_empty() {
         return st.denied(creds, Denied::Forbidden);
     }
     // A page opened with ?token= passes it on to its images and links:
