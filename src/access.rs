@@ -181,6 +181,35 @@ fn digest(secret: &[u8]) -> [u8; 32] {
     Sha256::digest(secret).into()
 }
 
+/// Whether `name` and `password` can be an HTTP Basic user (what
+/// [`Access::add_user`] refuses, for checking settings before use).
+pub fn check_user(name: &str, password: &str) -> Result<(), String> {
+    if name.is_empty() || name.contains(':') {
+        return Err(format!(
+            "user name {name:?} must be non-empty and without ':'"
+        ));
+    }
+    if password.is_empty() {
+        return Err(format!("user {name:?} needs a password"));
+    }
+    Ok(())
+}
+
+/// Whether `token` can be a bearer token (what [`Access::add_token`]
+/// refuses): a short one is easily guessed from a URL.
+pub fn check_token(token: &str) -> Result<(), String> {
+    if token.len() < 8 {
+        return Err("a token needs at least 8 characters (try `openssl rand -hex 16`)".into());
+    }
+    if token
+        .bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        return Err("a token cannot contain spaces or control characters".into());
+    }
+    Ok(())
+}
+
 /// The access rules of a server. [`Access::default`] is open: everyone may
 /// do everything.
 #[derive(Debug, Clone)]
@@ -242,14 +271,7 @@ impl Access {
     /// Adds an HTTP Basic user. A `:` cannot be part of the name (Basic
     /// auth splits `name:password` at the first one).
     pub fn add_user(&mut self, name: &str, password: &str, grant: Grant) -> Result<(), String> {
-        if name.is_empty() || name.contains(':') {
-            return Err(format!(
-                "user name {name:?} must be non-empty and without ':'"
-            ));
-        }
-        if password.is_empty() {
-            return Err(format!("user {name:?} needs a password"));
-        }
+        check_user(name, password)?;
         self.credentials.push(Credential {
             kind: Kind::Basic,
             digest: digest(format!("{name}:{password}").as_bytes()),
@@ -262,15 +284,7 @@ impl Access {
     /// Adds a bearer token (also accepted as `?token=`). Tokens are compared
     /// whole; a short one is refused because a URL token is easily guessed.
     pub fn add_token(&mut self, token: &str, grant: Grant) -> Result<(), String> {
-        if token.len() < 8 {
-            return Err("a token needs at least 8 characters (try `openssl rand -hex 16`)".into());
-        }
-        if token
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-        {
-            return Err("a token cannot contain spaces or control characters".into());
-        }
+        check_token(token)?;
         let n = self
             .credentials
             .iter()

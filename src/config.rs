@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::access::{Access, Grant, Patterns};
+use crate::access::{check_token, check_user, Access, Grant, Patterns};
 use crate::hub::check_name;
 use crate::server::ListenAddr;
 use crate::source::SourceSpec;
@@ -315,9 +315,7 @@ fn user(s: &str) -> Result<UserSetting, String> {
 
 /// `--token TOKEN` and its watch/push variants.
 fn token(s: &str) -> Result<String, String> {
-    Access::default()
-        .add_token(s, Grant::everything())
-        .map(|_| s.to_string())
+    check_token(s).map(|_| s.to_string())
 }
 
 fn byte_size(s: &str) -> Result<usize, String> {
@@ -532,7 +530,7 @@ pub struct UserSetting {
 
 impl UserSetting {
     fn check(&self) -> Result<(), String> {
-        Access::default().add_user(&self.name, &self.password, Grant::everything())?;
+        check_user(&self.name, &self.password)?;
         Patterns::new(&self.watch)?;
         Patterns::new(&self.push)?;
         Ok(())
@@ -552,6 +550,15 @@ pub struct TokenSetting {
     /// Streams it may push to.
     #[serde(default = "all_streams")]
     pub push: Vec<String>,
+}
+
+impl TokenSetting {
+    fn check(&self) -> Result<(), String> {
+        check_token(&self.token)?;
+        Patterns::new(&self.watch)?;
+        Patterns::new(&self.push)?;
+        Ok(())
+    }
 }
 
 /// A config file that cannot be used. Displays as one line:
@@ -803,9 +810,7 @@ struct FileToken(TokenSetting);
 impl<'de> Deserialize<'de> for FileToken {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let t = TokenSetting::deserialize(d)?;
-        token(&t.token).map_err(serde::de::Error::custom)?;
-        Patterns::new(&t.watch).map_err(serde::de::Error::custom)?;
-        Patterns::new(&t.push).map_err(serde::de::Error::custom)?;
+        t.check().map_err(serde::de::Error::custom)?;
         Ok(FileToken(t))
     }
 }
