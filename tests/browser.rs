@@ -18,6 +18,8 @@
 //! streams plays all eight over HTTPS, where over plain HTTP/1.1 Chromium
 //! opens only six connections to the server and the rest wait.
 
+mod common;
+
 use futures_util::{SinkExt, StreamExt};
 use mjpeg_server::source::{SourceOptions, SourceSpec};
 use mjpeg_server::{Server, ServerOptions, Streams};
@@ -40,23 +42,35 @@ const STEP: Duration = Duration::from_secs(15);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn index_page_shows_the_live_demo_stream_in_chromium() {
-    if !Path::new(CHROMIUM).exists() {
-        if std::env::var_os("CI").is_some() {
-            panic!(
-                "{CHROMIUM} is missing, but CI is set: the browser test must run in CI \
-                 (install it with `apt-get install -y chromium`)"
-            );
-        }
-        eprintln!(
-            "skipping the browser test: {CHROMIUM} not found; \
-             install Debian's chromium (`apt-get install chromium`) to run it"
-        );
-        return;
+    if chromium_or_skip("demo") {
+        bounded("demo", run()).await;
     }
+}
+
+/// Whether Chromium is here to run a browser test; without it the test is
+/// skipped on a developer machine and fails under CI.
+fn chromium_or_skip(what: &str) -> bool {
+    if Path::new(CHROMIUM).exists() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{CHROMIUM} is missing, but CI is set: the browser test must run in CI \
+         (install it with `apt-get install -y chromium`)"
+    );
+    eprintln!(
+        "skipping the {what} browser test: {CHROMIUM} not found; \
+         install Debian's chromium (`apt-get install chromium`) to run it"
+    );
+    false
+}
+
+/// Runs a browser test within [`OVERALL`], so that it can never hang CI.
+async fn bounded(what: &str, test: impl std::future::Future<Output = ()>) {
     let started = Instant::now();
-    match tokio::time::timeout(OVERALL, run()).await {
-        Ok(()) => eprintln!("browser test took {:.1?}", started.elapsed()),
-        Err(_) => panic!("browser test did not finish within {OVERALL:?}"),
+    match tokio::time::timeout(OVERALL, test).await {
+        Ok(()) => eprintln!("{what} browser test took {:.1?}", started.elapsed()),
+        Err(_) => panic!("{what} browser test did not finish within {OVERALL:?}"),
     }
 }
 
@@ -264,18 +278,8 @@ fn screenshot_path() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn index_page_shows_a_live_chart_in_chromium() {
-    if !Path::new(CHROMIUM).exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{CHROMIUM} is missing, but CI is set: the browser test must run in CI"
-        );
-        eprintln!("skipping the chart browser test: {CHROMIUM} not found");
-        return;
-    }
-    let started = Instant::now();
-    match tokio::time::timeout(OVERALL, run_chart()).await {
-        Ok(()) => eprintln!("chart browser test took {:.1?}", started.elapsed()),
-        Err(_) => panic!("chart browser test did not finish within {OVERALL:?}"),
+    if chromium_or_skip("chart") {
+        bounded("chart", run_chart()).await;
     }
 }
 
@@ -436,26 +440,10 @@ async fn run_chart() {
     drop(chromium);
 }
 
-fn chromium_or_skip(what: &str) -> bool {
-    if Path::new(CHROMIUM).exists() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{CHROMIUM} is missing, but CI is set: the browser test must run in CI"
-    );
-    eprintln!("skipping the {what} browser test: {CHROMIUM} not found");
-    false
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_streams_play_at_once_over_http2_but_not_over_http1() {
-    if !chromium_or_skip("HTTP/2") {
-        return;
-    }
-    match tokio::time::timeout(OVERALL, run_many_streams()).await {
-        Ok(()) => {}
-        Err(_) => panic!("HTTP/2 browser test did not finish within {OVERALL:?}"),
+    if chromium_or_skip("HTTP/2") {
+        bounded("HTTP/2", run_many_streams()).await;
     }
 }
 
@@ -474,10 +462,7 @@ async fn viewers(streams: &Streams, wait: Duration, frames: u64) -> (usize, usiz
 
 async fn run_many_streams() {
     let dir = tempfile::tempdir().unwrap();
-    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert, ck.cert.pem()).unwrap();
-    std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+    let (cert, key) = common::Cert::new().install(dir.path());
     let tls = mjpeg_server::tls::Tls::load(&cert, &key).unwrap();
 
     // Eight demo streams, once over HTTPS and once over plain HTTP.

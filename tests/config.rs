@@ -280,9 +280,8 @@ fn bad_files_exit_2_with_one_line_naming_file_line_and_key() {
 #[tokio::test]
 async fn auth_limits_and_tls_come_from_the_file_and_secrets_are_not_printed() {
     let dir = tempfile::tempdir().unwrap();
-    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
-    let cert = write_config(dir.path(), "cert.pem", &ck.cert.pem());
-    let key = write_config(dir.path(), "key.pem", &ck.key_pair.serialize_pem());
+    let ck = Cert::new();
+    let (cert, key) = ck.install(dir.path());
     let text = format!(
         r#"
 max-clients-per-stream = 1
@@ -344,7 +343,7 @@ source = "demo"
 
     let server = ServerProcess::start(&["--config", path.to_str().unwrap()]);
     let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(ck.cert.pem().as_bytes()).unwrap())
+        .add_root_certificate(reqwest::Certificate::from_pem(ck.pem.as_bytes()).unwrap())
         .build()
         .unwrap();
     let url = |p: &str| format!("https://{}{p}", server.addr);

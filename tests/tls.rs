@@ -10,33 +10,10 @@ use mjpeg_server::multipart::reader::PartReader;
 use std::path::Path;
 use std::time::Duration;
 
-/// A new self-signed certificate for 127.0.0.1 and localhost.
-struct Cert {
-    pem: String,
-    key_pem: String,
-    der: Vec<u8>,
-}
-
-fn new_cert() -> Cert {
-    let ck =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
-    Cert {
-        pem: ck.cert.pem(),
-        key_pem: ck.key_pair.serialize_pem(),
-        der: ck.cert.der().to_vec(),
-    }
-}
-
-/// Writes `cert` as `dir/cert.pem` and `dir/key.pem`.
-fn install(dir: &Path, cert: &Cert) {
-    std::fs::write(dir.join("cert.pem"), &cert.pem).unwrap();
-    std::fs::write(dir.join("key.pem"), &cert.key_pem).unwrap();
-}
-
 /// A new certificate, installed in `dir`; returns its PEM and DER.
 fn write_cert(dir: &Path) -> (String, Vec<u8>) {
-    let cert = new_cert();
-    install(dir, &cert);
+    let cert = Cert::new();
+    cert.install(dir);
     (cert.pem, cert.der)
 }
 
@@ -168,9 +145,9 @@ async fn http1_over_tls_streams_too() {
 #[tokio::test]
 async fn sighup_reloads_the_certificate_and_a_bad_one_keeps_the_old() {
     let dir = tempfile::tempdir().unwrap();
-    let a = new_cert();
-    let b = new_cert();
-    install(dir.path(), &a);
+    let a = Cert::new();
+    let b = Cert::new();
+    a.install(dir.path());
     let server = start(dir.path(), &["--stream", "cam=demo"]);
     let url = format!("https://{}/snapshot/cam", server.addr);
 
@@ -203,7 +180,7 @@ async fn sighup_reloads_the_certificate_and_a_bad_one_keeps_the_old() {
     assert_eq!(peer_cert().await, a.der);
 
     // Then the whole new pair.
-    install(dir.path(), &b);
+    b.install(dir.path());
     hup();
     let mut seen = Vec::new();
     for _ in 0..50 {

@@ -448,3 +448,30 @@ pub fn run_to_end(args: &[&str]) -> (i32, String, String) {
 pub async fn get_bytes(url: String) -> bytes::Bytes {
     reqwest::get(url).await.unwrap().bytes().await.unwrap()
 }
+
+/// A new self-signed certificate for 127.0.0.1 and localhost.
+pub struct Cert {
+    pub pem: String,
+    pub key_pem: String,
+    pub der: Vec<u8>,
+}
+
+impl Cert {
+    pub fn new() -> Cert {
+        let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+            .unwrap();
+        Cert {
+            pem: ck.cert.pem(),
+            key_pem: ck.key_pair.serialize_pem(),
+            der: ck.cert.der().to_vec(),
+        }
+    }
+
+    /// Writes it as `dir/cert.pem` and `dir/key.pem`; returns their paths.
+    pub fn install(&self, dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, &self.pem).unwrap();
+        std::fs::write(&key, &self.key_pem).unwrap();
+        (cert, key)
+    }
+}
