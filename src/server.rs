@@ -41,7 +41,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::http::{self, HttpOptions};
-use crate::hub::{Hub, Streams};
+use crate::hub::Streams;
 use crate::tls::Tls;
 use crate::viewer::{self, Viewer};
 
@@ -584,7 +584,9 @@ impl Handler {
             // to answer.
             Ok(Ok(Head::Closed)) | Ok(Err(_)) | Err(_) => return,
         }
-        if let Some((hub, min_interval)) = self.direct_stream(&head) {
+        // A plain GET of a stream the client may watch.
+        let direct = viewer::direct_request(&self.streams, &self.opts.http.access, &head);
+        if let Some((hub, min_interval)) = direct {
             let Some(sub) = hub.try_subscribe_from(peer, self.opts.http.max_clients_per_stream)
             else {
                 // Full: the HTTP routes answer with the reason.
@@ -652,13 +654,6 @@ impl Handler {
         if let Err(e) = result {
             tracing::debug!(?peer, "connection ended: {e}");
         }
-    }
-
-    /// The stream a request head asks for, if it is a plain `GET` of an
-    /// existing stream that the client may watch, which the direct path can
-    /// answer.
-    fn direct_stream(&self, head: &[u8]) -> Option<(Hub, Option<Duration>)> {
-        viewer::direct_request(&self.streams, &self.opts.http.access, head)
     }
 }
 
