@@ -84,6 +84,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let opts = ServerOptions {
         max_connections: settings.max_connections as usize,
         max_connections_per_address: settings.max_connections_per_address as usize,
+        ipv6_prefix: settings.ipv6_prefix,
         write_timeout: seconds_or_off(settings.write_timeout),
         header_timeout: Duration::from_secs_f64(settings.header_timeout),
         max_header_bytes: settings.max_header_size,
@@ -92,6 +93,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             resend_after: seconds_or_off(settings.resend_after),
             max_frame_bytes: settings.max_frame_size,
             allow_create: settings.allow_create,
+            max_created_streams: settings.max_created_streams as usize,
+            created_stream_idle: seconds_or_off(settings.created_stream_idle),
             convert: convert.clone(),
             access: Arc::new(access),
             max_clients_per_stream: match settings.max_clients_per_stream {

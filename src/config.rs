@@ -72,6 +72,16 @@ pub struct Cli {
     #[arg(long)]
     pub allow_create: bool,
 
+    /// Most streams that pushes may create (--allow-create); one more gets
+    /// 503. Default: 64.
+    #[arg(long, value_name = "N")]
+    pub max_created_streams: Option<u32>,
+
+    /// Forget a stream created by a push once nobody has pushed to it for
+    /// this many seconds and nobody watches it; 0 = never. Default: 600.
+    #[arg(long, value_name = "SECONDS", value_parser = non_negative_f64)]
+    pub created_stream_idle: Option<f64>,
+
     /// Largest frame a source may publish (bytes; K, M, G suffixes allowed).
     /// Default: 16M.
     #[arg(long, value_name = "BYTES", value_parser = byte_size)]
@@ -100,6 +110,12 @@ pub struct Cli {
     /// raise it or set 0 (no limit). Default: 256.
     #[arg(long, value_name = "N")]
     pub max_connections_per_address: Option<u32>,
+
+    /// IPv6 clients whose addresses share this many leading bits are one
+    /// client for --max-connections-per-address (a host usually has a whole
+    /// /64); 128 counts exact addresses. Default: 64.
+    #[arg(long, value_name = "BITS", value_parser = clap::value_parser!(u8).range(0..=128))]
+    pub ipv6_prefix: Option<u8>,
 
     /// Largest request head (request line and headers); larger gets 431.
     /// Default: 16K.
@@ -364,6 +380,11 @@ pub struct Settings {
     pub max_connections: u32,
     /// Create a push stream when a frame is pushed to an unknown name.
     pub allow_create: bool,
+    /// Most streams that pushes may create.
+    pub max_created_streams: u32,
+    /// Seconds before an idle stream created by a push is forgotten; 0 =
+    /// never.
+    pub created_stream_idle: f64,
     /// Largest frame, in bytes.
     pub max_frame_size: usize,
     /// JPEG quality of converted images.
@@ -378,6 +399,8 @@ pub struct Settings {
     pub max_clients_per_stream: u32,
     /// Most connections from one address; 0 = no limit.
     pub max_connections_per_address: u32,
+    /// Leading bits of an IPv6 address that make one client.
+    pub ipv6_prefix: u8,
     /// Largest request head, in bytes.
     pub max_header_size: usize,
     /// Seconds to send the request head.
@@ -408,12 +431,15 @@ impl Default for Settings {
             write_timeout: 10.0,
             max_connections: 4096,
             allow_create: false,
+            max_created_streams: 64,
+            created_stream_idle: 600.0,
             max_frame_size: 16 << 20,
             jpeg_quality: 85,
             max_width: None,
             max_height: None,
             max_clients_per_stream: 0,
             max_connections_per_address: 256,
+            ipv6_prefix: 64,
             max_header_size: 16 << 10,
             header_timeout: 10.0,
             push_idle_timeout: 30.0,
@@ -655,6 +681,14 @@ impl Settings {
                 .or(file.max_connections.map(|v| v.0))
                 .unwrap_or(d.max_connections),
             allow_create,
+            max_created_streams: cli
+                .max_created_streams
+                .or(file.max_created_streams.map(|v| v.0))
+                .unwrap_or(d.max_created_streams),
+            created_stream_idle: cli
+                .created_stream_idle
+                .or(file.created_stream_idle.map(|v| v.0))
+                .unwrap_or(d.created_stream_idle),
             max_frame_size: cli
                 .max_frame_size
                 .or(file.max_frame_size.map(|v| v.0))
@@ -673,6 +707,10 @@ impl Settings {
                 .max_connections_per_address
                 .or(file.max_connections_per_address.map(|v| v.0))
                 .unwrap_or(d.max_connections_per_address),
+            ipv6_prefix: cli
+                .ipv6_prefix
+                .or(file.ipv6_prefix.map(|v| v.0))
+                .unwrap_or(d.ipv6_prefix),
             max_header_size: cli
                 .max_header_size
                 .or(file.max_header_size.map(|v| v.0))
@@ -752,12 +790,15 @@ struct FileConfig {
     write_timeout: Option<Checked<Seconds>>,
     max_connections: Option<Checked<Connections>>,
     allow_create: Option<bool>,
+    max_created_streams: Option<Checked<Count>>,
+    created_stream_idle: Option<Checked<Seconds>>,
     max_frame_size: Option<Checked<Size>>,
     jpeg_quality: Option<Checked<Quality>>,
     max_width: Option<Checked<Pixels>>,
     max_height: Option<Checked<Pixels>>,
     max_clients_per_stream: Option<Checked<Count>>,
     max_connections_per_address: Option<Checked<Count>>,
+    ipv6_prefix: Option<Checked<PrefixBits>>,
     max_header_size: Option<Checked<HeaderSize>>,
     header_timeout: Option<Checked<Positive>>,
     push_idle_timeout: Option<Checked<Seconds>>,
@@ -1066,6 +1107,15 @@ impl Kind for Connections {
     type Value = u32;
     fn from_number(n: f64, integer: bool) -> Result<u32, String> {
         whole_in(n, integer, 1, u32::MAX)
+    }
+}
+
+#[derive(Debug)]
+struct PrefixBits;
+impl Kind for PrefixBits {
+    type Value = u8;
+    fn from_number(n: f64, integer: bool) -> Result<u8, String> {
+        whole_in(n, integer, 0, 128).map(|v| v as u8)
     }
 }
 

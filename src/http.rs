@@ -38,8 +38,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::access::{Access, Action, Denied, Identity, Presented};
 use crate::convert::{self, ConvertOptions};
+use crate::created::{CreateError, Created};
 use crate::frame::{FrameError, ImageKind};
-use crate::hub::{Hub, HubStats, PublishError, SourceState, Streams, Subscriber};
+use crate::hub::{Hub, HubStats, NameError, PublishError, SourceState, Streams, Subscriber};
 use crate::multipart::{self, reader::PartReader};
 use crate::source::pipe::{Problem, Split, Splitter};
 use crate::viewer::Viewer;
@@ -59,6 +60,12 @@ pub struct HttpOptions {
     /// Create a push stream when a frame is pushed to a name that does not
     /// exist yet.
     pub allow_create: bool,
+    /// Most streams that pushes may create (`allow_create`); a push that
+    /// would create one more gets `503`.
+    pub max_created_streams: usize,
+    /// A stream created by a push that nobody has pushed to for this long
+    /// and nobody watches is forgotten; `None`: kept forever.
+    pub created_stream_idle: Option<Duration>,
     /// How pushed images that are not JPEG are converted.
     pub convert: ConvertOptions,
     /// Who may watch and push ([`Access::default`]: everyone).
@@ -81,6 +88,8 @@ impl Default for HttpOptions {
             resend_after: Some(Duration::from_secs(1)),
             max_frame_bytes: 16 << 20,
             allow_create: false,
+            max_created_streams: 64,
+            created_stream_idle: Some(Duration::from_secs(600)),
             convert: ConvertOptions::default(),
             access: Arc::new(Access::default()),
             max_clients_per_stream: None,
@@ -93,6 +102,7 @@ impl Default for HttpOptions {
 #[derive(Clone)]
 struct AppState {
     streams: Streams,
+    created: Arc<Created>,
     opts: Arc<HttpOptions>,
     shutdown: CancellationToken,
     metrics: Arc<prometheus_client::registry::Registry>,
@@ -227,8 +237,11 @@ impl AppState {
 /// Stream responses end when `shutdown` is cancelled, which is how a
 /// graceful shutdown closes viewers that would otherwise watch forever.
 pub fn router(streams: Streams, opts: HttpOptions, shutdown: CancellationToken) -> Router {
+    let created = Created::new(opts.max_created_streams, opts.created_stream_idle);
+    created.spawn_sweeper(streams.clone(), shutdown.clone());
     let state = AppState {
         metrics: Arc::new(crate::metrics::registry(&streams)),
+        created,
         streams,
         opts: Arc::new(opts),
         shutdown,
@@ -625,8 +638,11 @@ async fn push(
     if let Err(refused) = st.allow(&creds, Action::Push, &name) {
         return refused;
     }
-    let hub = match st.streams.get(&name) {
-        Some(hub) if hub.accepts_push() => hub,
+    // A stream that a push created is marked as being pushed to before it
+    // is looked up, so that it cannot be forgotten in between.
+    let pushing = st.created.push_begins(&name);
+    let (hub, _pushing) = match st.streams.get(&name) {
+        Some(hub) if hub.accepts_push() => (hub, pushing),
         Some(_) => {
             return (
                 StatusCode::CONFLICT,
@@ -634,17 +650,23 @@ async fn push(
             )
                 .into_response()
         }
-        None if st.opts.allow_create => match st.streams.add(&name) {
-            Ok(hub) => {
-                hub.set_accepts_push(true);
+        None if st.opts.allow_create => match st.created.create(&st.streams, &name) {
+            Ok((hub, pushing)) => {
                 tracing::info!(stream = name, "created by a push");
-                hub
+                (hub, Some(pushing))
             }
             // Created by a concurrent push a moment ago.
-            Err(crate::hub::NameError::Duplicate(_)) => match st.streams.get(&name) {
-                Some(hub) if hub.accepts_push() => hub,
-                _ => return no_such_stream(&st, &creds, &name),
-            },
+            Err(CreateError::Name(NameError::Duplicate(_))) => {
+                let pushing = st.created.push_begins(&name);
+                match st.streams.get(&name) {
+                    Some(hub) if hub.accepts_push() => (hub, pushing),
+                    _ => return no_such_stream(&st, &creds, &name),
+                }
+            }
+            Err(e @ CreateError::Full(_)) => {
+                tracing::warn!(stream = name, "push refused: {e}");
+                return (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response();
+            }
             Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
         },
         None => return no_such_stream(&st, &creds, &name),

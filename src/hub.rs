@@ -812,6 +812,14 @@ impl Streams {
         Ok(hub)
     }
 
+    /// Removes the stream called `name` and returns its hub. Its viewers
+    /// keep the hub until they leave; new requests no longer find it.
+    pub fn remove(&self, name: &str) -> Option<Hub> {
+        let mut hubs = self.hubs.write().unwrap_or_else(|e| e.into_inner());
+        let at = hubs.iter().position(|h| h.name() == name)?;
+        Some(hubs.remove(at))
+    }
+
     /// The stream called `name`.
     pub fn get(&self, name: &str) -> Option<Hub> {
         self.read().iter().find(|h| h.name() == name).cloned()

@@ -52,6 +52,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod convert;
+mod created;
 pub mod frame;
 pub mod http;
 pub mod hub;

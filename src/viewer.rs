@@ -41,8 +41,18 @@ pub struct Viewer {
     min_interval: Option<Duration>,
     resend_after: Option<Duration>,
     last_sent: Option<Instant>,
+    /// Re-sends still to make to learn whether a viewer whose input ended
+    /// is gone (see [`Viewer::input_ended`]), and when the next is due.
+    probes: u8,
+    probe_at: Instant,
+    /// The part last returned is such a re-send.
+    probing: bool,
     shutdown: CancellationToken,
 }
+
+/// How long after the first probe the second goes out: time enough for the
+/// reset that the first draws from a closed socket to come back.
+const PROBE_GAP: Duration = Duration::from_millis(500);
 
 impl Viewer {
     /// A viewer of `sub`'s stream that gets at most one frame per
@@ -59,8 +69,25 @@ impl Viewer {
             min_interval,
             resend_after,
             last_sent: None,
+            probes: 0,
+            probe_at: Instant::now(),
+            probing: false,
             shutdown,
         }
+    }
+
+    /// The viewer sent the end of its input. That is how a client that
+    /// closed its socket looks, and also one that only shut down its
+    /// sending side after the request (HTTP/1.1 allows it, and `nc -N` and
+    /// some embedded clients do it): only a write tells them apart, since a
+    /// closed socket answers data with a reset, which fails the write after
+    /// it. So the newest frame goes out again now and once more a little
+    /// later, not counted in the viewer's frames and bytes; a viewer still
+    /// there gets the frame it has twice more, and one that is gone is
+    /// noticed even when the source is idle.
+    pub fn input_ended(&mut self) {
+        self.probes = 2;
+        self.probe_at = Instant::now();
     }
 
     /// Waits for the next frame this viewer should get: a newer frame, or
@@ -73,6 +100,7 @@ impl Viewer {
                 _ = sleep_until(last + interval) => {}
             }
         }
+        self.probing = false;
         let part = loop {
             if let Some(p) = self.sub.take_unseen() {
                 break p;
@@ -99,6 +127,19 @@ impl Viewer {
                         None => continue,
                     }
                 }
+                _ = sleep_until(self.probe_at), if self.probes > 0 => {
+                    self.probes -= 1;
+                    self.probe_at = Instant::now() + PROBE_GAP;
+                    match self.sub.latest() {
+                        // Not counted as a frame sent: a viewer that is
+                        // gone never reads it.
+                        Some(p) => {
+                            self.probing = true;
+                            return Some(p);
+                        }
+                        None => continue,
+                    }
+                }
             }
         };
         let now = Instant::now();
@@ -110,7 +151,9 @@ impl Viewer {
     /// Records that `part` (from [`Viewer::next_part`]) has been written
     /// whole, for `/status` and `/metrics`.
     pub fn sent(&self, part: &Published) {
-        self.sub.record().wrote(part.wire_len());
+        if !self.probing {
+            self.sub.record().wrote(part.wire_len());
+        }
     }
 }
 
@@ -229,25 +272,32 @@ pub(crate) fn direct_request(
 /// is chosen only once the last one was written, so a slow viewer skips
 /// frames. Write timeouts come from the socket wrapper.
 ///
-/// While waiting for a frame it also reads the socket, so that a viewer who
-/// hangs up is gone at once, even from a stream whose source is idle (it
-/// would otherwise only be noticed at the next write).
+/// While waiting for a frame it also reads the socket, so that a viewer
+/// who hangs up is gone at once, even from a stream whose source is idle
+/// (it would otherwise only be noticed at the next write). The end of a
+/// viewer's input alone does not end the stream, since a client may only
+/// have shut down its sending side: see [`Viewer::input_ended`].
 pub async fn write_stream<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut S,
     mut viewer: Viewer,
 ) -> io::Result<()> {
     io.write_all(STREAM_HEAD).await?;
     let mut scratch = [0u8; 64];
+    let mut reading = true;
     loop {
         let part = tokio::select! {
             part = viewer.next_part() => match part {
                 Some(part) => part,
                 None => break,
             },
-            // Anything a viewer sends after its request is ignored; the end
-            // of its input means it left.
-            read = io.read(&mut scratch) => match read {
-                Ok(0) | Err(_) => return Ok(()),
+            // Anything a viewer sends after its request is ignored.
+            read = io.read(&mut scratch), if reading => match read {
+                Ok(0) => {
+                    reading = false;
+                    viewer.input_ended();
+                    continue;
+                }
+                Err(_) => return Ok(()),
                 Ok(_) => continue,
             },
         };

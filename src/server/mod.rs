@@ -15,23 +15,28 @@
 //! HTTP/2 included, goes to hyper and the routes of [`crate::http`], which
 //! also give every refusal its status and reason.
 
+use axum::body::Body;
 use axum::extract::ConnectInfo;
+use axum::http::{Request, Version};
+use axum::response::{IntoResponse, Response};
 use axum::Router;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
-use std::collections::HashMap;
+use std::convert::Infallible;
 use std::fmt;
-use std::io::{self, IoSlice};
-use std::net::{IpAddr, SocketAddr};
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_io_timeout::TimeoutStream;
@@ -44,6 +49,14 @@ use crate::http::{self, HttpOptions};
 use crate::hub::Streams;
 use crate::tls::Tls;
 use crate::viewer::{self, Viewer};
+
+mod activity;
+mod per_address;
+mod wire;
+
+use activity::{Activity, Expired, Tracked};
+use per_address::PerAddress;
+use wire::{answer, read_head, Head, Prefixed};
 
 /// An address to listen on: TCP (IPv4 or IPv6) or, on Unix, a Unix socket
 /// written `unix:PATH`.
@@ -98,10 +111,16 @@ pub struct ServerOptions {
     /// Most connections open at once; past it a new connection gets `503`.
     pub max_connections: usize,
     /// Most connections open at once from one client address (IPv4, or
-    /// IPv6); past it, `503`. 0 turns the limit off. One host cannot take
-    /// every slot of `max_connections`. Behind a reverse proxy every client
-    /// has the proxy's address: raise it or turn it off there.
+    /// IPv6 prefix: see `ipv6_prefix`); past it, `503`. 0 turns the limit
+    /// off. One host cannot take every slot of `max_connections`. Over
+    /// HTTP/2 every request open on a connection counts as one more. Behind
+    /// a reverse proxy every client has the proxy's address: raise it or
+    /// turn it off there.
     pub max_connections_per_address: usize,
+    /// IPv6 clients whose addresses share this many leading bits count as
+    /// one client for `max_connections_per_address`: a host usually has a
+    /// whole /64 and can use any address in it. 128 counts exact addresses.
+    pub ipv6_prefix: u8,
     /// A write that makes no progress for this long drops the client: a
     /// viewer that stopped reading must not hold a task and a socket forever.
     pub write_timeout: Option<Duration>,
@@ -127,6 +146,7 @@ impl Default for ServerOptions {
         ServerOptions {
             max_connections: 4096,
             max_connections_per_address: 256,
+            ipv6_prefix: 64,
             write_timeout: Some(Duration::from_secs(10)),
             header_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
@@ -249,7 +269,8 @@ impl Server {
     pub async fn run(self) -> io::Result<()> {
         let tracker = TaskTracker::new();
         let accepting = TaskTracker::new();
-        let per_address = PerAddress::new(self.opts.max_connections_per_address);
+        let per_address =
+            PerAddress::new(self.opts.max_connections_per_address, self.opts.ipv6_prefix);
         // Shared, not copied into every connection's task.
         let opts = Arc::new(self.opts.clone());
         for listener in self.listeners {
@@ -409,12 +430,13 @@ impl Acceptor {
             };
             let Some(slot) = self.per_address.take(peer) else {
                 tracing::debug!(?peer, "refused: too many connections from this address");
-                turn_away(socket, "too many connections from your address\n");
+                turn_away(socket, TOO_MANY_FROM_ADDRESS);
                 continue;
             };
             let handler = Handler {
                 streams: self.streams.clone(),
                 app: self.app.clone(),
+                per_address: self.per_address.clone(),
                 opts: self.opts.clone(),
                 shutdown: self.shutdown.clone(),
             };
@@ -450,87 +472,31 @@ where
     }
 }
 
-/// Open connections per client address, for
-/// [`ServerOptions::max_connections_per_address`].
-#[derive(Clone)]
-struct PerAddress {
-    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    limit: usize,
-}
-
-/// One connection's place in [`PerAddress`], given back when dropped.
-struct AddressSlot {
-    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    ip: IpAddr,
-}
-
-impl PerAddress {
-    fn new(limit: usize) -> PerAddress {
-        PerAddress {
-            open: Arc::default(),
-            limit,
-        }
-    }
-
-    /// A slot for a connection from `peer`, or `None` if its address has
-    /// the most it may. Connections without an address (Unix sockets) and
-    /// a limit of 0 are not counted.
-    fn take(&self, peer: Option<SocketAddr>) -> Option<Option<AddressSlot>> {
-        let Some(peer) = peer.filter(|_| self.limit > 0) else {
-            return Some(None);
-        };
-        // An IPv4 client on an IPv6 socket is the same host as on IPv4.
-        let ip = peer.ip().to_canonical();
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let n = open.entry(ip).or_insert(0);
-        if *n >= self.limit {
-            return None;
-        }
-        *n += 1;
-        Some(Some(AddressSlot {
-            open: self.open.clone(),
-            ip,
-        }))
-    }
-}
-
-impl Drop for AddressSlot {
-    fn drop(&mut self) {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = open.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.ip);
-            }
-        }
-    }
-}
-
 /// Answers a connection over a limit with a short 503 and closes it.
-async fn refuse<S: AsyncWrite + Unpin>(socket: S, why: &'static str) {
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(socket: S, why: &'static str) {
     answer(socket, "503 Service Unavailable", "Retry-After: 1\r\n", why).await;
 }
 
-/// Writes a short plain-text response (`status` line, `extra` header lines,
-/// `body`) and closes, giving up after a second: a client that is being
-/// refused gets no more of the server's time. For refusals made before any
-/// HTTP library has seen the connection.
-async fn answer<S: AsyncWrite + Unpin>(mut socket: S, status: &str, extra: &str, body: &str) {
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        socket.write_all(response.as_bytes()).await?;
-        socket.shutdown().await
-    })
-    .await;
+/// Why a client over [`ServerOptions::max_connections_per_address`] is
+/// refused.
+const TOO_MANY_FROM_ADDRESS: &str = "too many connections from your address\n";
+
+/// The refusal of a request over the per-address limit once hyper serves
+/// the connection (an HTTP/2 stream): what [`refuse`] writes before.
+fn too_many_from_address() -> Response {
+    (
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        [(axum::http::header::RETRY_AFTER, "1")],
+        TOO_MANY_FROM_ADDRESS,
+    )
+        .into_response()
 }
 
 /// Serves one connection.
 struct Handler {
     streams: Streams,
     app: Router,
+    per_address: PerAddress,
     opts: Arc<ServerOptions>,
     shutdown: CancellationToken,
 }
@@ -613,10 +579,7 @@ impl Handler {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let io = TokioIo::new(Prefixed {
-            prefix: head.freeze(),
-            inner: io,
-        });
+        let io = TokioIo::new(Prefixed::new(head.freeze(), io));
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -630,25 +593,33 @@ impl Handler {
         builder
             .http2()
             .timer(TokioTimer::new())
+            .max_concurrent_streams(MAX_HTTP2_STREAMS)
             .max_header_list_size(self.opts.max_header_bytes as u32);
-        // Routes learn the client's address the way axum's own server tells
-        // them: a `ConnectInfo` in the request's extensions.
-        let app =
-            self.app
-                .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                    if let Some(peer) = peer {
-                        req.extensions_mut().insert(ConnectInfo(peer));
-                    }
-                    req
-                });
-        let service = TowerToHyperService::new(app);
+        let activity = Activity::new();
+        let service = TowerToHyperService::new(Requests {
+            app: self.app.clone(),
+            activity: activity.clone(),
+            per_address: self.per_address.clone(),
+            peer,
+        });
         let conn = builder.serve_connection(io, service);
         tokio::pin!(conn);
+        let watch = activity.expired(self.opts.header_timeout, self.opts.write_timeout);
         let result = tokio::select! {
             r = conn.as_mut() => r,
             _ = self.shutdown.cancelled() => {
                 conn.as_mut().graceful_shutdown();
                 conn.await
+            }
+            // Dropping the connection closes it, whatever its streams wait
+            // for: a client that sends nothing, or reads nothing, gets no
+            // graceful end.
+            why = watch => {
+                tracing::debug!(?peer, "closed: {}", match why {
+                    Expired::Idle => "no request within the header timeout",
+                    Expired::Stalled => "a response not read within the write timeout",
+                });
+                Ok(())
             }
         };
         if let Err(e) = result {
@@ -657,175 +628,57 @@ impl Handler {
     }
 }
 
-/// How reading a request head ended.
-#[derive(Debug, PartialEq)]
-enum Head {
-    /// The head is whole (`\r\n\r\n` seen).
-    Complete,
-    /// More than the limit came without the end of the head.
-    TooLarge,
-    /// The client closed the connection first.
-    Closed,
+/// Most requests one HTTP/2 connection may have open at once (nginx's
+/// default): each viewer on it also takes a place of its client address.
+const MAX_HTTP2_STREAMS: u32 = 128;
+
+/// The service hyper calls for each request of one connection: the routes,
+/// with the connection's bookkeeping around them.
+#[derive(Clone)]
+struct Requests {
+    app: Router,
+    activity: Arc<Activity>,
+    per_address: PerAddress,
+    peer: Option<SocketAddr>,
 }
 
-/// Reads from `io` until `buf` holds a whole request head (`\r\n\r\n`),
-/// or more than `limit` bytes, or the client stops.
-async fn read_head<R: AsyncRead + Unpin>(
-    io: &mut R,
-    buf: &mut BytesMut,
-    limit: usize,
-) -> io::Result<Head> {
-    loop {
-        if let Some(end) = memchr::memmem::find(buf, b"\r\n\r\n") {
-            return Ok(if end + 4 > limit {
-                Head::TooLarge
-            } else {
-                Head::Complete
-            });
-        }
-        if buf.len() > limit {
-            return Ok(Head::TooLarge);
-        }
-        if io.read_buf(buf).await? == 0 {
-            return Ok(Head::Closed);
-        }
-    }
-}
+impl tower::Service<Request<Incoming>> for Requests {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
-/// A connection whose first bytes were already read: reads return them
-/// before reading the socket again. (hyper-util has such a type but does not
-/// export it.)
-struct Prefixed<T> {
-    prefix: Bytes,
-    inner: T,
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            let chunk = self.prefix.split_to(n);
-            buf.put_slice(&chunk);
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
     }
 
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::io::AsyncReadExt;
-
-    #[tokio::test]
-    async fn prefixed_reads_the_prefix_first() {
-        let (a, mut b) = tokio::io::duplex(64);
-        tokio::io::AsyncWriteExt::write_all(&mut b, b" world")
-            .await
-            .unwrap();
-        drop(b);
-        let mut p = Prefixed {
-            prefix: Bytes::from_static(b"hello"),
-            inner: a,
+    fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
+        let flight = self.activity.begin();
+        // Over HTTP/1 a connection is one request at a time and took its
+        // place at accept; over HTTP/2 every request is another client of
+        // the connection's address, counted as a connection would be.
+        let slot = if req.version() == Version::HTTP_2 {
+            match self.per_address.take(self.peer) {
+                Some(slot) => slot,
+                None => {
+                    tracing::debug!(peer = ?self.peer, "refused: too many HTTP/2 streams from this address");
+                    let refusal = too_many_from_address();
+                    return Box::pin(async move {
+                        Ok(refusal.map(|b| Body::new(Tracked::new(b, flight, ()))))
+                    });
+                }
+            }
+        } else {
+            None
         };
-        let mut out = String::new();
-        p.read_to_string(&mut out).await.unwrap();
-        assert_eq!(out, "hello world");
-    }
-
-    #[tokio::test]
-    async fn request_heads_are_read_whole_and_bounded() {
-        let (a, mut b) = tokio::io::duplex(1 << 20);
-        tokio::io::AsyncWriteExt::write_all(&mut b, b"GET / HTTP/1.1\r\nHost: x\r\n\r\nextra")
-            .await
-            .unwrap();
-        let mut r = a;
-        let mut buf = BytesMut::new();
-        assert_eq!(
-            read_head(&mut r, &mut buf, 1024).await.unwrap(),
-            Head::Complete
-        );
-        assert!(buf.starts_with(b"GET / HTTP/1.1\r\n"));
-        // A whole head over the limit, and one that never ends.
-        let mut buf = BytesMut::new();
-        let mut r: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-        assert_eq!(
-            read_head(&mut r, &mut buf, 20).await.unwrap(),
-            Head::TooLarge
-        );
-        let (a, mut b) = tokio::io::duplex(1 << 20);
-        let junk = vec![b'x'; 3 * 16384];
-        tokio::io::AsyncWriteExt::write_all(&mut b, &junk)
-            .await
-            .unwrap();
-        let mut r = a;
-        let mut buf = BytesMut::new();
-        assert_eq!(
-            read_head(&mut r, &mut buf, 16384).await.unwrap(),
-            Head::TooLarge
-        );
-        assert!(buf.len() > 16384 && buf.len() < 2 * 16384 + 8192);
-        // Closed half-way.
-        let mut r: &[u8] = b"GET / HT";
-        let mut buf = BytesMut::new();
-        assert_eq!(
-            read_head(&mut r, &mut buf, 1024).await.unwrap(),
-            Head::Closed
-        );
-    }
-
-    #[test]
-    fn per_address_slots_come_back() {
-        let p = PerAddress::new(2);
-        let a: SocketAddr = "10.0.0.1:5".parse().unwrap();
-        let mapped: SocketAddr = "[::ffff:10.0.0.1]:6".parse().unwrap();
-        let b: SocketAddr = "10.0.0.2:5".parse().unwrap();
-        let s1 = p.take(Some(a)).unwrap();
-        let s2 = p.take(Some(mapped)).unwrap();
-        assert!(p.take(Some(a)).is_none(), "the third from one host");
-        assert!(
-            p.take(Some(b)).unwrap().is_some(),
-            "another host is not limited"
-        );
-        assert!(p.take(None).unwrap().is_none(), "no address, not counted");
-        drop(s1);
-        assert!(p.take(Some(a)).is_some());
-        drop(s2);
-        assert!(p.open.lock().unwrap().is_empty());
-        assert!(PerAddress::new(0).take(Some(a)).unwrap().is_none());
+        // Routes learn the client's address the way axum's own server tells
+        // them: a `ConnectInfo` in the request's extensions.
+        if let Some(peer) = self.peer {
+            req.extensions_mut().insert(ConnectInfo(peer));
+        }
+        let app = self.app.clone();
+        Box::pin(async move {
+            let res = app.oneshot(req.map(Body::new)).await?;
+            Ok(res.map(|b| Body::new(Tracked::new(b, flight, slot))))
+        })
     }
 }
