@@ -41,18 +41,25 @@ pub struct Viewer {
     min_interval: Option<Duration>,
     resend_after: Option<Duration>,
     last_sent: Option<Instant>,
-    /// Re-sends still to make to learn whether a viewer whose input ended
-    /// is gone (see [`Viewer::input_ended`]), and when the next is due.
-    probes: u8,
+    /// Once a viewer's input ended (see [`Viewer::input_ended`]): how many
+    /// of [`PROBE_GAPS`] have passed, and when the next re-send is due.
+    probe_step: Option<usize>,
     probe_at: Instant,
     /// The part last returned is such a re-send.
     probing: bool,
     shutdown: CancellationToken,
 }
 
-/// How long after the first probe the second goes out: time enough for the
-/// reset that the first draws from a closed socket to come back.
-const PROBE_GAP: Duration = Duration::from_millis(500);
+/// The pauses between the re-sends that find out whether a viewer whose
+/// input ended is still there: each gives the reset that a closed socket
+/// answers with one more round trip to come back (a millisecond on a LAN,
+/// a second on the slowest links), and the write after it fails.
+const PROBE_GAPS: [Duration; 4] = [
+    Duration::from_millis(1),
+    Duration::from_millis(10),
+    Duration::from_millis(100),
+    Duration::from_secs(1),
+];
 
 impl Viewer {
     /// A viewer of `sub`'s stream that gets at most one frame per
@@ -69,7 +76,7 @@ impl Viewer {
             min_interval,
             resend_after,
             last_sent: None,
-            probes: 0,
+            probe_step: None,
             probe_at: Instant::now(),
             probing: false,
             shutdown,
@@ -81,12 +88,13 @@ impl Viewer {
     /// sending side after the request (HTTP/1.1 allows it, and `nc -N` and
     /// some embedded clients do it): only a write tells them apart, since a
     /// closed socket answers data with a reset, which fails the write after
-    /// it. So the newest frame goes out again now and once more a little
-    /// later, not counted in the viewer's frames and bytes; a viewer still
-    /// there gets the frame it has twice more, and one that is gone is
-    /// noticed even when the source is idle.
+    /// it. So unless new frames go out anyway, the newest frame goes out
+    /// again now and after each of [`PROBE_GAPS`], not counted in the
+    /// viewer's frames and bytes: a viewer still there gets the frame it
+    /// has a few more times, and one that is gone is noticed within a round
+    /// trip even when the source is idle.
     pub fn input_ended(&mut self) {
-        self.probes = 2;
+        self.probe_step = Some(0);
         self.probe_at = Instant::now();
     }
 
@@ -127,9 +135,8 @@ impl Viewer {
                         None => continue,
                     }
                 }
-                _ = sleep_until(self.probe_at), if self.probes > 0 => {
-                    self.probes -= 1;
-                    self.probe_at = Instant::now() + PROBE_GAP;
+                _ = sleep_until(self.probe_at), if self.probe_step.is_some() => {
+                    self.next_probe();
                     match self.sub.latest() {
                         // Not counted as a frame sent: a viewer that is
                         // gone never reads it.
@@ -142,10 +149,23 @@ impl Viewer {
                 }
             }
         };
+        // Any write tells as much as a re-send would.
+        self.next_probe();
         let now = Instant::now();
         self.last_sent = Some(now);
         self.sub.record().took(part.seq(), now.into_std());
         Some(part)
+    }
+
+    /// Schedules the re-send after the next of [`PROBE_GAPS`], if any are
+    /// left.
+    fn next_probe(&mut self) {
+        if let Some(step) = self.probe_step {
+            self.probe_step = PROBE_GAPS.get(step).map(|gap| {
+                self.probe_at = Instant::now() + *gap;
+                step + 1
+            });
+        }
     }
 
     /// Records that `part` (from [`Viewer::next_part`]) has been written
