@@ -47,9 +47,9 @@ async fn list(path: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Fails unless `path` is a readable folder with at least one image.
 pub async fn check(path: &Path) -> Result<(), SourceError> {
-    let unreadable = |source| SourceError::Unreadable {
+    let unreadable = |error| SourceError::Unreadable {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let files = list(path).await.map_err(unreadable)?;
     let opts = ConvertOptions::default();

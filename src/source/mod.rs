@@ -86,12 +86,13 @@ pub enum SourceError {
         why: String,
     },
     /// A folder that cannot be listed.
-    #[error("cannot read folder {path}: {source}")]
+    #[error("cannot read folder {path}: {error}")]
     Unreadable {
         /// The folder.
         path: PathBuf,
-        /// What the OS said.
-        source: std::io::Error,
+        /// What the OS said (part of the message, so not also a `source`
+        /// that `{:#}` would print twice).
+        error: std::io::Error,
     },
     /// A folder with nothing to show.
     #[error("folder {path} has no images ({files} files looked at)")]

@@ -64,9 +64,9 @@ impl Rate {
 async fn load(path: &Path, opts: &ConvertOptions) -> Result<Frame, SourceError> {
     let data = tokio::fs::read(path)
         .await
-        .map_err(|source| SourceError::Unreadable {
+        .map_err(|error| SourceError::Unreadable {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
     convert::to_frame(data.into(), opts)
         .await

@@ -209,9 +209,9 @@ fn compile_pattern(pattern: &str) -> Result<GlobMatcher, String> {
 pub async fn check(path: &Path, opts: &WatchOptions) -> Result<(), SourceError> {
     let target = Target::of(path);
     let dir = target.dir().to_path_buf();
-    let unreadable = |source| SourceError::Unreadable {
+    let unreadable = |error| SourceError::Unreadable {
         path: dir.clone(),
-        source,
+        error,
     };
     if let Some(pattern) = &opts.pattern {
         compile_pattern(pattern)
