@@ -593,19 +593,75 @@ fn name(colour: Option<usize>) -> &'static str {
     colour.map_or("nothing", |c| NAMES[c])
 }
 
+/// A browser showing a page, driven over its remote protocol.
+enum Page {
+    Chromium(Chromium, Cdp),
+    Firefox(Firefox, Bidi),
+}
+
+impl Page {
+    /// Evaluates `expr` in the page and returns its value as JSON
+    /// (promises awaited).
+    async fn eval(&mut self, expr: &str) -> Value {
+        match self {
+            Page::Chromium(_, cdp) => cdp.eval(expr).await,
+            Page::Firefox(_, bidi) => bidi.eval(expr).await,
+        }
+    }
+
+    /// A PNG of the top-left `width`×`height` of the page.
+    async fn screenshot(&mut self, width: f64, height: f64) -> Vec<u8> {
+        let data = match self {
+            Page::Chromium(_, cdp) => {
+                let clip = json!({ "x": 0, "y": 0, "width": width, "height": height, "scale": 1 });
+                cdp.call(
+                    "Page.captureScreenshot",
+                    json!({ "format": "png", "clip": clip }),
+                )
+                .await
+            }
+            Page::Firefox(_, bidi) => {
+                let clip =
+                    json!({ "type": "box", "x": 0, "y": 0, "width": width, "height": height });
+                let context = bidi.context.clone();
+                bidi.call(
+                    "browsingContext.captureScreenshot",
+                    json!({ "context": context, "clip": clip }),
+                )
+                .await
+            }
+        };
+        base64_decode(data["data"].as_str().expect("screenshot data"))
+    }
+
+    fn stderr_tail(&self) -> String {
+        match self {
+            Page::Chromium(c, _) => c.stderr_tail(),
+            Page::Firefox(f, _) => f.stderr_tail(),
+        }
+    }
+}
+
 /// A server with one stream `s` (default options: the idle re-send after
-/// 1 s), and Chromium showing a page of its origin, so that the page may
+/// 1 s), and a browser showing a page of its origin, so that the page may
 /// read the `<img>`s' pixels.
 struct Bench {
     addr: std::net::SocketAddr,
     hub: mjpeg_server::Hub,
     token: tokio_util::sync::CancellationToken,
-    chromium: Chromium,
-    cdp: Cdp,
+    page: Page,
+    /// How many `<img>`s the page shows.
+    imgs: usize,
 }
 
 impl Bench {
+    /// With Chromium.
     async fn start() -> Bench {
+        Bench::start_in(false).await
+    }
+
+    /// With Firefox if `firefox`, else Chromium.
+    async fn start_in(firefox: bool) -> Bench {
         let streams = Streams::new();
         let hub = streams.add("s").unwrap();
         let server = Server::bind(
@@ -618,22 +674,36 @@ impl Bench {
         let addr = server.local_addr();
         let token = server.shutdown_token();
         tokio::spawn(server.run());
-        // Any page of the server's origin will do; the test replaces its
-        // content.
-        let url = format!("http://{addr}/status");
-        let chromium = Chromium::launch(&url).await;
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(STEP)
-            .build()
-            .unwrap();
-        let ws_url = page_websocket_url(&http, chromium.devtools_port, &url).await;
-        let mut cdp = Cdp::connect(&ws_url).await;
-        cdp.call("Runtime.enable", json!({})).await;
+        // Any page of the server's origin will do (the test replaces its
+        // content): a plain-text 404, which both browsers show as an
+        // ordinary document.
+        let url = format!("http://{addr}/page");
+        let mut page = if firefox {
+            let firefox = Firefox::launch().await;
+            let mut bidi = Bidi::connect(firefox.port).await;
+            let context = bidi.context.clone();
+            bidi.call(
+                "browsingContext.navigate",
+                json!({ "context": context, "url": url, "wait": "complete" }),
+            )
+            .await;
+            Page::Firefox(firefox, bidi)
+        } else {
+            let chromium = Chromium::launch(&url).await;
+            let http = reqwest::Client::builder()
+                .no_proxy()
+                .timeout(STEP)
+                .build()
+                .unwrap();
+            let ws_url = page_websocket_url(&http, chromium.devtools_port, &url).await;
+            let mut cdp = Cdp::connect(&ws_url).await;
+            cdp.call("Runtime.enable", json!({})).await;
+            Page::Chromium(chromium, cdp)
+        };
         // The tab may still be on its first, blank document.
         let deadline = Instant::now() + STEP;
         loop {
-            let state = cdp
+            let state = page
                 .eval("[location.href, document.readyState].join(' ')")
                 .await;
             if state.as_str() == Some(&format!("{url} complete")) {
@@ -646,14 +716,15 @@ impl Bench {
             addr,
             hub,
             token,
-            chromium,
-            cdp,
+            page,
+            imgs: 0,
         }
     }
 
     /// Replaces the page with one `<img>` per URL, one above the other,
     /// and defines `colours()`: the colour each of them shows now.
     async fn show(&mut self, urls: &[&str]) {
+        self.imgs = urls.len();
         let imgs: String = urls
             .iter()
             .map(|u| {
@@ -662,7 +733,7 @@ impl Bench {
                 )
             })
             .collect();
-        self.cdp
+        self.page
             .eval(&format!(
                 r#"(() => {{
                     document.body.style.margin = '0';
@@ -682,9 +753,15 @@ impl Bench {
             .await;
     }
 
-    /// The colour each `<img>` shows, read from its pixels.
+    /// The colour each `<img>` shows, read from its pixels: in Chromium
+    /// by drawing it into a canvas, in Firefox from a screenshot (Firefox
+    /// draws the first part of a multipart image into a canvas, whichever
+    /// part it shows).
     async fn colours(&mut self) -> Vec<Option<usize>> {
-        let v = self.cdp.eval("colours()").await;
+        if let Page::Firefox(..) = self.page {
+            return self.screenshot(self.imgs, "firefox").await;
+        }
+        let v = self.page.eval("colours()").await;
         v.as_array().unwrap().iter().map(colour_of).collect()
     }
 
@@ -701,7 +778,7 @@ impl Bench {
                 "the <img>s show {:?}, not all {} within {within:?}\nchromium stderr:\n{}",
                 now.iter().map(|&c| name(c)).collect::<Vec<_>>(),
                 NAMES[colour],
-                self.chromium.stderr_tail()
+                self.page.stderr_tail()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -711,15 +788,7 @@ impl Bench {
     /// centre of each; the PNG is saved as `target/browser-FILE.png`.
     async fn screenshot(&mut self, n: usize, file: &str) -> Vec<Option<usize>> {
         let h = f64::from(FRAME_H) * n as f64;
-        let shot = self
-            .cdp
-            .call(
-                "Page.captureScreenshot",
-                json!({ "format": "png",
-                        "clip": { "x": 0, "y": 0, "width": FRAME_W, "height": h, "scale": 1 } }),
-            )
-            .await;
-        let png = base64_decode(shot["data"].as_str().expect("screenshot data"));
+        let png = self.page.screenshot(f64::from(FRAME_W), h).await;
         let path = screenshot_path().with_file_name(format!("browser-{file}.png"));
         std::fs::write(&path, &png).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let img = image::load_from_memory_with_format(&png, image::ImageFormat::Png)
@@ -891,7 +960,7 @@ async fn run_30_fps() {
     let frames_before = bench.hub.stats().viewers[0].frames;
     // Forty looks, 50 ms apart, inside the page.
     let seen = bench
-        .cdp
+        .page
         .eval(
             r#"new Promise(done => {
                 const seen = [];
@@ -927,103 +996,346 @@ async fn run_30_fps() {
     );
 }
 
-/// Publish-to-display latency of an `<img>`, with and without advanced
-/// headers, for a source that publishes one frame every 2 s. Prints the
-/// figures; no assertion on them (timings are not a CI pass/fail).
+/// Publish-to-display latency of an `<img>` in Chromium, with and without
+/// advanced headers, for a source that publishes one frame every 2 s.
+/// Prints the figures; no assertion on them (timings are not a CI
+/// pass/fail).
 ///
 /// `cargo test --test browser -- --ignored --nocapture img_latency`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement that takes about 25 s; run it by name"]
 async fn img_latency_with_and_without_advanced_headers() {
     if chromium_or_skip("latency") {
-        let started = Instant::now();
-        tokio::time::timeout(Duration::from_secs(120), run_latency())
-            .await
-            .expect("the latency measurement did not finish in 120 s");
-        eprintln!("latency measurement took {:.1?}", started.elapsed());
+        measure_latency(false).await;
     }
 }
 
-async fn run_latency() {
+/// The same in Firefox, where it is installed (`apt-get install
+/// firefox-esr`); skipped where it is not, CI included.
+///
+/// `cargo test --test browser -- --ignored --nocapture firefox_img_latency`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement that takes about 25 s; run it by name"]
+async fn firefox_img_latency_with_and_without_advanced_headers() {
+    if Path::new(FIREFOX).exists() {
+        measure_latency(true).await;
+    } else {
+        eprintln!("skipping: {FIREFOX} not found (apt-get install firefox-esr)");
+    }
+}
+
+async fn measure_latency(firefox: bool) {
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(120), run_latency(firefox))
+        .await
+        .expect("the latency measurement did not finish in 120 s");
+    eprintln!("latency measurement took {:.1?}", started.elapsed());
+}
+
+async fn run_latency(firefox: bool) {
     const FRAMES: usize = 10;
-    let mut bench = Bench::start().await;
+    const LABELS: [&str; 2] = [
+        "advanced headers (Sec-Fetch-Dest: image)",
+        "?advance_headers=0",
+    ];
+    let mut bench = Bench::start_in(firefox).await;
     bench.hub.publish_jpeg(solid_jpeg(0)).unwrap();
     bench
         .show(&["/stream/s", "/stream/s?advance_headers=0"])
         .await;
     bench.until_all(0, Duration::from_secs(10)).await;
-    // The page looks at both <img>s every 4 ms and logs each change with
-    // the wall clock, which is the clock `published` below reads too.
-    bench
-        .cdp
-        .eval(
-            r#"(() => {
-                window.changes = [[], []];
-                const last = [null, null];
-                const look = () => {
-                    const now = performance.timeOrigin + performance.now();
-                    colours().forEach((c, i) => {
-                        const key = c && c.join();
-                        if (key !== last[i]) { last[i] = key; changes[i].push([now, c]); }
-                    });
-                    setTimeout(look, 4);
-                };
-                look();
-                return true;
-            })()"#,
-        )
-        .await;
-    let mut published = Vec::new();
-    for i in 1..=FRAMES {
+    // Per <img>: each frame's latency in ms, or none if it never showed.
+    let mut latencies: [Vec<Option<f64>>; 2] = Default::default();
+    if firefox {
+        // Firefox shows no new frame through a canvas, so the page is
+        // looked at by screenshots, as fast as they come; a frame's time is
+        // when the first screenshot showing it came back (an upper bound).
+        for i in 1..=FRAMES {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let colour = i % PALETTE.len();
+            bench.hub.publish_jpeg(solid_jpeg(colour)).unwrap();
+            let published = Instant::now();
+            let mut seen = [None; 2];
+            while seen.iter().any(Option::is_none)
+                && published.elapsed() < Duration::from_millis(1900)
+            {
+                let now = bench.colours().await;
+                let at = published.elapsed().as_secs_f64() * 1000.0;
+                for (s, c) in seen.iter_mut().zip(now) {
+                    if s.is_none() && c == Some(colour) {
+                        *s = Some(at);
+                    }
+                }
+            }
+            for (l, s) in latencies.iter_mut().zip(seen) {
+                l.push(s);
+            }
+        }
+    } else {
+        // The page looks at both <img>s every 4 ms and logs each change
+        // with the wall clock, which is the clock `published` reads too.
+        bench
+            .page
+            .eval(
+                r#"(() => {
+                    window.changes = [[], []];
+                    const last = [null, null];
+                    const look = () => {
+                        const now = performance.timeOrigin + performance.now();
+                        colours().forEach((c, i) => {
+                            const key = c && c.join();
+                            if (key !== last[i]) { last[i] = key; changes[i].push([now, c]); }
+                        });
+                        setTimeout(look, 4);
+                    };
+                    look();
+                    return true;
+                })()"#,
+            )
+            .await;
+        let mut published = Vec::new();
+        for i in 1..=FRAMES {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let colour = i % PALETTE.len();
+            bench.hub.publish_jpeg(solid_jpeg(colour)).unwrap();
+            let at = bench.hub.latest().unwrap().published();
+            let ms = at
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64()
+                * 1000.0;
+            published.push((colour, ms));
+        }
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let colour = i % PALETTE.len();
-        bench.hub.publish_jpeg(solid_jpeg(colour)).unwrap();
-        let at = bench.hub.latest().unwrap().published();
-        let ms = at
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs_f64()
-            * 1000.0;
-        published.push((colour, ms));
+        let changes = bench.page.eval("changes").await;
+        for (i, l) in latencies.iter_mut().enumerate() {
+            let log: Vec<(f64, Option<usize>)> = changes[i]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| (c[0].as_f64().unwrap(), colour_of(&c[1])))
+                .collect();
+            *l = published
+                .iter()
+                .map(|&(colour, at)| {
+                    log.iter()
+                        .find(|&&(t, c)| t >= at && c == Some(colour))
+                        .map(|&(t, _)| t - at)
+                })
+                .collect();
+        }
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let changes = bench.cdp.eval("changes").await;
-    for (i, label) in [
-        "advanced headers (Sec-Fetch-Dest: image)",
-        "?advance_headers=0",
-    ]
-    .iter()
-    .enumerate()
-    {
-        let log: Vec<(f64, Option<usize>)> = changes[i]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| (c[0].as_f64().unwrap(), colour_of(&c[1])))
-            .collect();
-        let mut lat: Vec<f64> = published
-            .iter()
-            .filter_map(|&(colour, at)| {
-                log.iter()
-                    .find(|&&(t, c)| t >= at && c == Some(colour))
-                    .map(|&(t, _)| t - at)
-            })
-            .collect();
-        let missed = published.len() - lat.len();
+    for (label, l) in LABELS.iter().zip(latencies) {
+        let mut lat: Vec<f64> = l.iter().flatten().copied().collect();
+        let missed = l.len() - lat.len();
         lat.sort_by(f64::total_cmp);
         let median = lat.get(lat.len() / 2).copied().unwrap_or(f64::NAN);
         eprintln!(
-            "<img> with {label}: {} frames, publish to display median {median:.0} ms, \
+            "{} <img> with {label}: {} frames, publish to display median {median:.0} ms, \
              min {:.0} ms, max {:.0} ms{}",
+            if firefox { "Firefox" } else { "Chromium" },
             lat.len(),
             lat.first().copied().unwrap_or(f64::NAN),
             lat.last().copied().unwrap_or(f64::NAN),
             if missed > 0 {
-                format!(", {missed} never shown")
+                format!(", {missed} not shown within 1.9 s")
             } else {
                 String::new()
             }
         );
+    }
+}
+
+const FIREFOX: &str = "/usr/bin/firefox-esr";
+
+/// A headless Firefox with a fresh profile that can reach nothing but
+/// 127.0.0.1, killed (with every process it started) when dropped.
+struct Firefox {
+    child: Child,
+    port: u16,
+    stderr: Arc<Mutex<Vec<String>>>,
+    _profile: tempfile::TempDir,
+}
+
+impl Firefox {
+    async fn launch() -> Firefox {
+        let profile = tempfile::tempdir().unwrap();
+        // No DNS at all: every host name fails, so nothing can leave
+        // 127.0.0.1 (the pages here use the IP address). And none of the
+        // background services that would try.
+        std::fs::write(
+            profile.path().join("user.js"),
+            r#"user_pref("network.dns.disabled", true);
+user_pref("network.trr.mode", 5);
+user_pref("network.proxy.type", 0);
+user_pref("app.update.disabledForTesting", true);
+user_pref("browser.safebrowsing.malware.enabled", false);
+user_pref("browser.safebrowsing.phishing.enabled", false);
+user_pref("browser.safebrowsing.downloads.enabled", false);
+user_pref("datareporting.policy.dataSubmissionEnabled", false);
+user_pref("datareporting.healthreport.uploadEnabled", false);
+user_pref("toolkit.telemetry.enabled", false);
+user_pref("network.captive-portal-service.enabled", false);
+user_pref("network.connectivity-service.enabled", false);
+user_pref("extensions.update.enabled", false);
+user_pref("browser.shell.checkDefaultBrowser", false);
+user_pref("browser.startup.homepage_override.mstone", "ignore");
+user_pref("remote.prefs.recommended", true);
+"#,
+        )
+        .unwrap();
+        // A free port for the remote agent.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(FIREFOX)
+            .args(["--headless", "--no-remote", "--profile"])
+            .arg(profile.path())
+            .args(["--remote-debugging-port", &port.to_string()])
+            .arg("about:blank")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {FIREFOX}: {e}"));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let pipe = child.stderr.take().unwrap();
+        let log = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("WebDriver BiDi listening on ws://") {
+                    let _ = ready_tx.send(());
+                }
+                log.lock().unwrap().push(line);
+            }
+        });
+        let firefox = Firefox {
+            child,
+            port,
+            stderr,
+            _profile: profile,
+        };
+        let deadline = Instant::now() + STEP;
+        while ready_rx.try_recv().is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "firefox did not start its remote agent within {STEP:?}; stderr:\n{}",
+                firefox.stderr_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        firefox
+    }
+
+    fn stderr_tail(&self) -> String {
+        let lines = self.stderr.lock().unwrap();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for Firefox {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal WebDriver BiDi client (Firefox's remote protocol): one
+/// session, its first tab, one command at a time.
+struct Bidi {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    next_id: u64,
+    /// The tab's browsing context id.
+    context: String,
+}
+
+impl Bidi {
+    async fn connect(port: u16) -> Bidi {
+        let url = format!("ws://127.0.0.1:{port}/session");
+        let (ws, _) = match tokio::time::timeout(STEP, tokio_tungstenite::connect_async(&url)).await
+        {
+            Ok(Ok(ws)) => ws,
+            Ok(Err(e)) => panic!("{url}: {e}"),
+            Err(_) => panic!("{url}: no WebSocket handshake within {STEP:?}"),
+        };
+        let mut bidi = Bidi {
+            ws,
+            next_id: 1,
+            context: String::new(),
+        };
+        bidi.call("session.new", json!({ "capabilities": {} }))
+            .await;
+        let tree = bidi.call("browsingContext.getTree", json!({})).await;
+        bidi.context = tree["contexts"][0]["context"]
+            .as_str()
+            .expect("a browsing context")
+            .to_string();
+        bidi
+    }
+
+    /// Sends a command and returns its `result`; panics on an error.
+    async fn call(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let msg = json!({ "id": id, "method": method, "params": params });
+        let roundtrip = async {
+            self.ws
+                .send(Message::text(msg.to_string()))
+                .await
+                .map_err(|e| e.to_string())?;
+            loop {
+                let text = match self.ws.next().await {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => return Err(e.to_string()),
+                    None => return Err("the browser closed the connection".to_string()),
+                };
+                let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+                if v["id"].as_u64() == Some(id) {
+                    return match v["type"].as_str() {
+                        Some("success") => Ok(v["result"].clone()),
+                        _ => Err(format!("{v}")),
+                    };
+                }
+            }
+        };
+        match tokio::time::timeout(STEP, roundtrip).await {
+            Ok(res) => res.unwrap_or_else(|e| panic!("{method}: {e}")),
+            Err(_) => panic!("{method}: no answer within {STEP:?}"),
+        }
+    }
+
+    /// Evaluates `expr` in the tab and returns its value (promises
+    /// awaited), passed through JSON.
+    async fn eval(&mut self, expr: &str) -> Value {
+        let context = self.context.clone();
+        let res = self
+            .call(
+                "script.evaluate",
+                json!({
+                    "expression": format!("(async () => JSON.stringify(await ({expr})))()"),
+                    "target": { "context": context },
+                    "awaitPromise": true,
+                }),
+            )
+            .await;
+        match res["type"].as_str() {
+            Some("success") => match res["result"]["value"].as_str() {
+                Some(json) => serde_json::from_str(json).unwrap(),
+                None => Value::Null,
+            },
+            _ => panic!("the page threw: {res}"),
+        }
     }
 }
 
