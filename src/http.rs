@@ -21,8 +21,8 @@
 //! A browser's image load (`Sec-Fetch-Dest: image`) gets its part headers in
 //! advance ([`multipart::Layout::Advanced`]), so that Chrome shows each
 //! frame as soon as it arrives; every other client gets the plain parts
-//! with `Content-Length`. [`parse_layout`] decides, for this router and the
-//! standalone server's direct path alike.
+//! with `Content-Length`. One function decides which, for this router and
+//! for the standalone server's direct path alike.
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};

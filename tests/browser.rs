@@ -404,9 +404,8 @@ async fn run_chart() {
         "the chart looks blank: {first:?}"
     );
 
-    // 3. New samples change the picture in the browser. Chrome shows a
-    // part once the next one begins; the server's idle re-send (1 s)
-    // provides that next part.
+    // 3. New samples change the picture in the browser (at once: the
+    // <img> gets the next part's headers right after each frame).
     let res = http
         .post(&data_url)
         .header("content-type", "application/json")
