@@ -56,9 +56,11 @@ pub struct HttpOptions {
     /// Re-send the newest frame to a viewer that got nothing new for this
     /// long; `None` turns it off.
     ///
-    /// Chrome shows a part only once the next part begins, so a stream whose
-    /// source is idle would otherwise show the second-newest frame forever;
-    /// the re-send also keeps proxies from timing out a quiet connection.
+    /// It keeps proxies from timing out a quiet connection. And Chrome
+    /// shows a plain part only once the next part begins, so a viewer of
+    /// plain parts (`?advance_headers=0`) of an idle source would otherwise
+    /// show the second-newest frame forever; browsers, which get the next
+    /// part's headers in advance, show each frame without it.
     pub resend_after: Option<Duration>,
     /// Largest frame a push may carry; a larger one gets `413`.
     pub max_frame_bytes: usize,

@@ -2,8 +2,11 @@
 //!
 //! [`Viewer::next_part`] decides what a viewer gets: the newest frame when
 //! it is ready for one (never a queue of old ones), at most `?fps=N` times a
-//! second, and the same frame again after a second of silence so that
-//! browsers show the newest frame of an idle source.
+//! second, and the same frame again after a second of silence (which keeps
+//! proxies from closing a quiet connection, and is what shows the newest
+//! frame of an idle source in Chrome to a viewer of plain parts). How its
+//! parts are laid out is its [`Layout`]: browsers get the next part's
+//! headers in advance (see [`crate::multipart`]).
 //!
 //! Two writers use it. Inside an axum app, the stream is an ordinary
 //! response body ([`crate::http`]). The standalone server takes a shorter
