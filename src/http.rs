@@ -7,7 +7,7 @@
 //! | URL | answer |
 //! | --- | --- |
 //! | `GET /` | an HTML page showing every stream live |
-//! | `GET /stream`, `/stream/{name}` | the MJPEG stream (`?fps=N` caps the rate) |
+//! | `GET /stream`, `/stream/{name}` | the MJPEG stream (`?fps=N` caps the rate, `?advance_headers=1` or `0` forces the layout) |
 //! | `GET /snapshot`, `/snapshot/{name}` | the newest frame as one JPEG |
 //! | `GET /status` | JSON counters of every stream and each of its viewers |
 //! | `GET /metrics` | the same counters for Prometheus ([`crate::metrics`]) |
@@ -17,6 +17,12 @@
 //!
 //! `HEAD` works on all of them; other methods get `405`, unknown paths and
 //! stream names `404`.
+//!
+//! A browser's image load (`Sec-Fetch-Dest: image`) gets its part headers in
+//! advance ([`multipart::Layout::Advanced`]), so that Chrome shows each
+//! frame as soon as it arrives; every other client gets the plain parts
+//! with `Content-Length`. One function decides which, for this router and
+//! for the standalone server's direct path alike.
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
@@ -40,8 +46,8 @@ use crate::access::{Access, Action, Denied, Identity, Presented};
 use crate::convert::{self, ConvertOptions};
 use crate::created::{CreateError, Created};
 use crate::frame::{FrameError, ImageKind};
-use crate::hub::{Hub, HubStats, NameError, PublishError, SourceState, Streams, Subscriber};
-use crate::multipart::{self, reader::PartReader};
+use crate::hub::{Hub, HubStats, NameError, PublishError, SourceState, Streams};
+use crate::multipart::{self, reader::PartReader, Layout};
 use crate::source::pipe::{Problem, Split, Splitter};
 use crate::viewer::Viewer;
 
@@ -51,9 +57,11 @@ pub struct HttpOptions {
     /// Re-send the newest frame to a viewer that got nothing new for this
     /// long; `None` turns it off.
     ///
-    /// Chrome shows a part only once the next part begins, so a stream whose
-    /// source is idle would otherwise show the second-newest frame forever;
-    /// the re-send also keeps proxies from timing out a quiet connection.
+    /// It keeps proxies from timing out a quiet connection. And Chrome
+    /// shows a plain part only once the next part begins, so a viewer of
+    /// plain parts (`?advance_headers=0`) of an idle source would otherwise
+    /// show the second-newest frame forever; browsers, which get the next
+    /// part's headers in advance, show each frame without it.
     pub resend_after: Option<Duration>,
     /// Largest frame a push may carry; a larger one gets `413`.
     pub max_frame_bytes: usize,
@@ -108,22 +116,33 @@ struct AppState {
     metrics: Arc<prometheus_client::registry::Registry>,
 }
 
-/// The client's address, from axum's [`ConnectInfo`] when the server
-/// provides it (the standalone server does; an app served with
-/// `into_make_service_with_connect_info::<SocketAddr>()` does too), else
-/// `None`.
-struct ClientAddr(Option<SocketAddr>);
+/// What a stream response needs to know of its request, besides the
+/// stream, the credentials and the query.
+struct Viewing {
+    /// The client's address, from axum's [`ConnectInfo`] when the server
+    /// provides it (the standalone server does; an app served with
+    /// `into_make_service_with_connect_info::<SocketAddr>()` does too), else
+    /// `None`.
+    peer: Option<SocketAddr>,
+    method: Method,
+    version: Version,
+    /// The `Sec-Fetch-Dest` header, for [`parse_layout`].
+    sec_fetch_dest: Option<HeaderValue>,
+}
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl<S: Send + Sync> FromRequestParts<S> for Viewing {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr(
-            parts
+        Ok(Viewing {
+            peer: parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0),
-        ))
+            method: parts.method.clone(),
+            version: parts.version,
+            sec_fetch_dest: parts.headers.get("sec-fetch-dest").cloned(),
+        })
     }
 }
 
@@ -302,6 +321,9 @@ pub(crate) struct Params {
     pub(crate) fps: Option<String>,
     /// Credentials for clients that cannot send headers (`<img src>`).
     pub(crate) token: Option<String>,
+    /// `1` or `0`: advanced part headers or plain parts, whoever asks
+    /// ([`parse_layout`]).
+    pub(crate) advance_headers: Option<String>,
 }
 
 /// Which stream an mjpg-streamer `action` names: `Some(Some(n))` for
@@ -318,10 +340,8 @@ pub(crate) fn action_index(action: &str, prefix: &str) -> Option<Option<usize>> 
 
 async fn root(
     State(st): State<AppState>,
-    ClientAddr(peer): ClientAddr,
+    viewing: Viewing,
     creds: Creds,
-    method: Method,
-    version: Version,
     Query(p): Query<Params>,
 ) -> Response {
     let Some(action) = p.action.as_deref() else {
@@ -330,7 +350,7 @@ async fn root(
     let nth = |prefix: &str| action_index(action, prefix);
     if let Some(n) = nth("stream") {
         match n.and_then(|n| st.streams.nth(n)) {
-            Some(hub) => stream_response(&st, &creds, hub, peer, &method, version, &p),
+            Some(hub) => stream_response(&st, &creds, hub, &viewing, &p),
             None => not_found_text(format!("no stream for action={action}\n")),
         }
     } else if let Some(n) = nth("snapshot") {
@@ -347,14 +367,12 @@ async fn root(
 
 async fn stream_first(
     State(st): State<AppState>,
-    ClientAddr(peer): ClientAddr,
+    viewing: Viewing,
     creds: Creds,
-    method: Method,
-    version: Version,
     Query(p): Query<Params>,
 ) -> Response {
     match st.streams.nth(0) {
-        Some(hub) => stream_response(&st, &creds, hub, peer, &method, version, &p),
+        Some(hub) => stream_response(&st, &creds, hub, &viewing, &p),
         None => not_found_text("this server has no streams\n".into()),
     }
 }
@@ -362,14 +380,12 @@ async fn stream_first(
 async fn stream_named(
     State(st): State<AppState>,
     Path(name): Path<String>,
-    ClientAddr(peer): ClientAddr,
+    viewing: Viewing,
     creds: Creds,
-    method: Method,
-    version: Version,
     Query(p): Query<Params>,
 ) -> Response {
     match st.streams.get(&name) {
-        Some(hub) => stream_response(&st, &creds, hub, peer, &method, version, &p),
+        Some(hub) => stream_response(&st, &creds, hub, &viewing, &p),
         None => unknown_to_viewer(&st, &creds, &name),
     }
 }
@@ -517,16 +533,34 @@ pub(crate) fn parse_fps(p: &Params) -> Result<Option<Duration>, String> {
     }
 }
 
+/// How a viewer's parts are laid out: [`Layout::Advanced`] for a browser's
+/// image load (`Sec-Fetch-Dest: image`), [`Layout::Plain`] for every other
+/// client; `?advance_headers=1` or `=0` forces either. The one place where
+/// this is decided, for the axum routes and the direct socket path alike;
+/// an `Err` says what is wrong with the parameter.
+///
+/// Only browsers, because the advanced header block cannot carry the next
+/// frame's `Content-Length` (nor its `X-Timestamp`): ffmpeg, OpenCV and
+/// embedded clients need it, and none of them sends `Sec-Fetch-Dest`.
+/// Browsers find parts by the boundary, and Chrome needs the next part's
+/// headers to draw a frame (crbug 527446).
+pub(crate) fn parse_layout(p: &Params, sec_fetch_dest: Option<&[u8]>) -> Result<Layout, String> {
+    match p.advance_headers.as_deref() {
+        Some("1") => Ok(Layout::Advanced),
+        Some("0") => Ok(Layout::Plain),
+        Some(raw) => Err(format!(
+            "advance_headers={raw:?} is not 0 or 1 (1: send each part's headers right after the \
+             previous frame, for browsers; 0: plain parts with Content-Length)\n"
+        )),
+        None => Ok(match sec_fetch_dest.map(<[u8]>::trim_ascii) {
+            Some(dest) if dest.eq_ignore_ascii_case(b"image") => Layout::Advanced,
+            _ => Layout::Plain,
+        }),
+    }
+}
+
 /// Builds a stream response: headers now, frames as the viewer takes them.
-fn stream_response(
-    st: &AppState,
-    creds: &Creds,
-    hub: Hub,
-    peer: Option<SocketAddr>,
-    method: &Method,
-    version: Version,
-    p: &Params,
-) -> Response {
+fn stream_response(st: &AppState, creds: &Creds, hub: Hub, req: &Viewing, p: &Params) -> Response {
     if let Err(refused) = st.allow(creds, Action::Watch, hub.name()) {
         return refused;
     }
@@ -534,12 +568,17 @@ fn stream_response(
         Ok(v) => v,
         Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
     };
-    let body = if method == Method::HEAD {
+    let dest = req.sec_fetch_dest.as_ref().map(HeaderValue::as_bytes);
+    let layout = match parse_layout(p, dest) {
+        Ok(v) => v,
+        Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
+    };
+    let body = if req.method == Method::HEAD {
         // An empty stream (not an empty body) so that HEAD gets exactly the
         // headers of GET: no Content-Length is added.
         Body::from_stream(stream::empty::<Result<Bytes, Infallible>>())
     } else {
-        let Some(sub) = hub.try_subscribe_from(peer, st.opts.max_clients_per_stream) else {
+        let Some(sub) = hub.try_subscribe_from(req.peer, st.opts.max_clients_per_stream) else {
             let mut res = (
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
@@ -553,12 +592,9 @@ fn stream_response(
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             return res;
         };
-        Body::from_stream(viewer(
-            sub,
-            min_interval,
-            st.opts.resend_after,
-            st.shutdown.clone(),
-        ))
+        let v = Viewer::new(sub, min_interval, st.opts.resend_after, st.shutdown.clone())
+            .with_layout(layout);
+        Body::from_stream(viewer(v))
     };
     let mut res = Response::new(body);
     // Answering an HTTP/1.1 request as HTTP/1.0 makes hyper write the body as
@@ -566,7 +602,7 @@ fn stream_response(
     // µStreamer do. Otherwise hyper would use chunked transfer encoding for a
     // body of unknown length, which many MJPEG clients (motionEye, embedded
     // viewers) cannot parse. HTTP/2 has no such problem and is left alone.
-    if version == Version::HTTP_11 {
+    if req.version == Version::HTTP_11 {
         *res.version_mut() = Version::HTTP_10;
     }
     let h = res.headers_mut();
@@ -575,7 +611,7 @@ fn stream_response(
         HeaderValue::from_static(multipart::CONTENT_TYPE),
     );
     // HTTP/2 forbids connection headers; its streams end on their own.
-    if version < Version::HTTP_2 {
+    if req.version < Version::HTTP_2 {
         h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
@@ -584,26 +620,22 @@ fn stream_response(
 }
 
 /// The body of a stream response: the preamble, then for every frame the
-/// three shared buffers of its part (header, JPEG, trailer).
+/// shared buffers of its part (header, JPEG, trailer) in the viewer's
+/// layout.
 ///
 /// The body is polled only when hyper has room to write (its write buffer is
 /// kept small by the server), so a viewer takes a new frame only after the
 /// previous one has mostly gone out: a slow viewer skips frames instead of
 /// queueing them. A part counts as sent once its last chunk went to hyper.
-fn viewer(
-    sub: Subscriber,
-    min_interval: Option<Duration>,
-    resend_after: Option<Duration>,
-    shutdown: CancellationToken,
-) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
-    let v = Viewer::new(sub, min_interval, resend_after, shutdown);
-    let queue = VecDeque::from([Bytes::from_static(multipart::PREAMBLE)]);
+fn viewer(v: Viewer) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    let queue = VecDeque::from([Bytes::from_static(v.layout().preamble())]);
     stream::unfold(
         (v, queue, None::<Arc<crate::hub::Published>>),
         |(mut v, mut queue, mut part)| async move {
             if queue.is_empty() {
                 let next = v.next_part().await?;
-                queue.extend(next.chunks());
+                // An advanced part has no header of its own: no empty chunk.
+                queue.extend(v.chunks(&next).into_iter().filter(|c| !c.is_empty()));
                 part = Some(next);
             }
             let chunk = queue.pop_front()?;

@@ -72,10 +72,15 @@ impl Published {
         self.at.elapsed()
     }
 
-    /// Bytes of this frame's part on the wire: part header, JPEG, and the
-    /// trailer with the next boundary.
-    pub fn wire_len(&self) -> usize {
-        self.header.len() + self.frame.len() + multipart::TRAILER.len()
+    /// Bytes of this frame's part on the wire in `layout`: part header (if
+    /// the layout sends it with the frame), JPEG, and the trailer with the
+    /// next boundary (and, advanced, the next part's header block).
+    pub fn wire_len(&self, layout: multipart::Layout) -> usize {
+        let header = match layout {
+            multipart::Layout::Plain => self.header.len(),
+            multipart::Layout::Advanced => 0,
+        };
+        header + self.frame.len() + layout.trailer().len()
     }
 }
 

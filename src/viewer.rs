@@ -2,8 +2,11 @@
 //!
 //! [`Viewer::next_part`] decides what a viewer gets: the newest frame when
 //! it is ready for one (never a queue of old ones), at most `?fps=N` times a
-//! second, and the same frame again after a second of silence so that
-//! browsers show the newest frame of an idle source.
+//! second, and the same frame again after a second of silence (which keeps
+//! proxies from closing a quiet connection, and is what shows the newest
+//! frame of an idle source in Chrome to a viewer of plain parts). How its
+//! parts are laid out is its [`Layout`]: browsers get the next part's
+//! headers in advance (see [`crate::multipart`]).
 //!
 //! Two writers use it. Inside an axum app, the stream is an ordinary
 //! response body ([`crate::http`]). The standalone server takes a shorter
@@ -31,9 +34,9 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::access::{Access, Action, Presented};
-use crate::http::{action_index, parse_fps, Params};
+use crate::http::{action_index, parse_fps, parse_layout, Params};
 use crate::hub::{Hub, Published, Streams, Subscriber};
-use crate::multipart;
+use crate::multipart::Layout;
 
 /// What one viewer has been sent, and what it may get next.
 pub struct Viewer {
@@ -48,13 +51,16 @@ pub struct Viewer {
     /// The part last returned is such a re-send.
     probing: bool,
     shutdown: CancellationToken,
+    layout: Layout,
 }
 
 /// The pauses between the re-sends that find out whether a viewer whose
 /// input ended is still there: each gives the reset that a closed socket
 /// answers with one more round trip to come back (a millisecond on a LAN,
 /// a second on the slowest links), and the write after it fails.
-const PROBE_GAPS: [Duration; 4] = [
+const PROBE_GAPS: [Duration; 5] = [
+    // Over loopback the reset is back before the first write returns.
+    Duration::ZERO,
     Duration::from_millis(1),
     Duration::from_millis(10),
     Duration::from_millis(100),
@@ -64,7 +70,8 @@ const PROBE_GAPS: [Duration; 4] = [
 impl Viewer {
     /// A viewer of `sub`'s stream that gets at most one frame per
     /// `min_interval`, the newest frame again after `resend_after` without
-    /// a new one, and nothing more once `shutdown` is cancelled.
+    /// a new one, and nothing more once `shutdown` is cancelled. Its parts
+    /// are [`Layout::Plain`] unless [`Viewer::with_layout`] says otherwise.
     pub fn new(
         sub: Subscriber,
         min_interval: Option<Duration>,
@@ -80,6 +87,7 @@ impl Viewer {
             probe_at: Instant::now(),
             probing: false,
             shutdown,
+            layout: Layout::Plain,
         }
     }
 
@@ -98,9 +106,36 @@ impl Viewer {
         self.probe_at = Instant::now();
     }
 
+    /// The same viewer, getting its parts in `layout` (see
+    /// [`crate::http`] for who gets which).
+    pub fn with_layout(mut self, layout: Layout) -> Viewer {
+        self.layout = layout;
+        self
+    }
+
+    /// How this viewer's parts are laid out.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The shared buffers of `part` in this viewer's layout.
+    pub fn chunks(&self, part: &Published) -> [Bytes; 3] {
+        part.chunks(self.layout)
+    }
+
     /// Waits for the next frame this viewer should get: a newer frame, or
     /// the same one again after `resend_after` of silence. `None` ends the
     /// stream (shutdown).
+    ///
+    /// The re-send is what shows a plain-layout viewer in Chrome the newest
+    /// frame of an idle source. A viewer with advanced headers does not need
+    /// it for that: Chromium shows each of its frames at once (measured in
+    /// `tests/browser.rs`: 300 ms after a frame is published it is on
+    /// screen, a second before the re-send), and sending the frame twice
+    /// cannot show it any sooner, so there is no "send the last frame of a
+    /// burst twice" either. It gets the re-send all the same, because the
+    /// re-send is also what keeps a proxy from timing out a quiet
+    /// connection.
     pub async fn next_part(&mut self) -> Option<Arc<Published>> {
         if let (Some(interval), Some(last)) = (self.min_interval, self.last_sent) {
             tokio::select! {
@@ -172,7 +207,7 @@ impl Viewer {
     /// whole, for `/status` and `/metrics`.
     pub fn sent(&self, part: &Published) {
         if !self.probing {
-            self.sub.record().wrote(part.wire_len());
+            self.sub.record().wrote(part.wire_len(self.layout));
         }
     }
 }
@@ -207,20 +242,26 @@ impl std::fmt::Display for Peer {
 }
 
 impl Published {
-    /// The three shared buffers of this frame's part: header, JPEG, and the
-    /// trailer with the next boundary.
-    pub fn chunks(&self) -> [Bytes; 3] {
+    /// The three shared buffers of this frame's part in `layout`: header,
+    /// JPEG, and the trailer with the next boundary. In
+    /// [`Layout::Advanced`] the header is empty (it went out with the
+    /// previous trailer) and the trailer carries the next part's header.
+    pub fn chunks(&self, layout: Layout) -> [Bytes; 3] {
+        let header = match layout {
+            Layout::Plain => self.part_header().clone(),
+            Layout::Advanced => Bytes::new(),
+        };
         [
-            self.part_header().clone(),
+            header,
             self.jpeg().clone(),
-            Bytes::from_static(multipart::TRAILER),
+            Bytes::from_static(layout.trailer()),
         ]
     }
 }
 
 /// The response head of a stream written by [`write_stream`]: the same
 /// status line and headers as the axum route sends (see
-/// [`crate::http`]), and the opening boundary.
+/// [`crate::http`]). The body's preamble follows it.
 const STREAM_HEAD: &[u8] = b"HTTP/1.0 200 OK\r\n\
 content-type: multipart/x-mixed-replace; boundary=mjpegserverboundary\r\n\
 connection: close\r\n\
@@ -228,19 +269,28 @@ x-accel-buffering: no\r\n\
 cache-control: no-store, no-cache, must-revalidate, max-age=0\r\n\
 pragma: no-cache\r\n\
 expires: Thu, 01 Jan 1970 00:00:00 GMT\r\n\
-\r\n\
---mjpegserverboundary\r\n";
+\r\n";
+
+/// A stream request the direct path answers: what [`direct_request`] found.
+pub(crate) struct DirectStream {
+    /// The stream.
+    pub(crate) hub: Hub,
+    /// Least time between frames (`?fps`).
+    pub(crate) min_interval: Option<Duration>,
+    /// How the parts are laid out ([`parse_layout`]).
+    pub(crate) layout: Layout,
+}
 
 /// If a request head is a plain `GET` of a stream that exists, with a
-/// valid `?fps`, from a client that may watch it: the stream and its frame
-/// interval. Anything else (another URL or method, an unknown stream, a bad
+/// valid `?fps` and `?advance_headers`, from a client that may watch it:
+/// the stream, its frame interval and the layout of its parts. Anything else (another URL or method, an unknown stream, a bad
 /// parameter, a refusal, an unusual header) is `None` and is answered by
 /// the HTTP routes, which say what is wrong; this path only ever says yes.
 pub(crate) fn direct_request(
     streams: &Streams,
     access: &Access,
     head: &[u8],
-) -> Option<(Hub, Option<Duration>)> {
+) -> Option<DirectStream> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut req = httparse::Request::new(&mut headers);
     if !req.parse(head).ok()?.is_complete() || req.method? != "GET" {
@@ -249,6 +299,7 @@ pub(crate) fn direct_request(
     // A GET with a body, one asking to switch protocols, or a CORS request
     // (`Origin`: the routes add the CORS headers) is left to hyper.
     let mut authorization = None;
+    let mut sec_fetch_dest = None;
     for h in req.headers.iter() {
         let name = h.name;
         if ["content-length", "transfer-encoding", "upgrade", "origin"]
@@ -259,6 +310,10 @@ pub(crate) fn direct_request(
         }
         if name.eq_ignore_ascii_case("authorization") {
             authorization = Some(h.value);
+        }
+        // The first one, as `HeaderMap::get` takes it on the axum path.
+        if name.eq_ignore_ascii_case("sec-fetch-dest") && sec_fetch_dest.is_none() {
+            sec_fetch_dest = Some(h.value);
         }
     }
     let target = req.path?;
@@ -281,14 +336,19 @@ pub(crate) fn direct_request(
     };
     access.check(&presented, Action::Watch, hub.name()).ok()?;
     let min_interval = parse_fps(&params).ok()?;
-    Some((hub, min_interval))
+    let layout = parse_layout(&params, sec_fetch_dest).ok()?;
+    Some(DirectStream {
+        hub,
+        min_interval,
+        layout,
+    })
 }
 
 /// Writes a whole stream response for `viewer` to `io` until the viewer
 /// leaves, the connection fails or times out, or shutdown.
 ///
-/// Each part goes out as one vectored write of three shared buffers; no
-/// frame byte is copied. The caller's socket sets the pace: the next frame
+/// Each part goes out as one vectored write of three shared buffers, in the
+/// viewer's [`Layout`]; no frame byte is copied. The caller's socket sets the pace: the next frame
 /// is chosen only once the last one was written, so a slow viewer skips
 /// frames. Write timeouts come from the socket wrapper.
 ///
@@ -301,7 +361,12 @@ pub async fn write_stream<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut S,
     mut viewer: Viewer,
 ) -> io::Result<()> {
-    io.write_all(STREAM_HEAD).await?;
+    let head = [
+        Bytes::from_static(STREAM_HEAD),
+        Bytes::from_static(viewer.layout().preamble()),
+        Bytes::new(),
+    ];
+    write_all_vectored(io, &head).await?;
     let mut scratch = [0u8; 64];
     let mut reading = true;
     loop {
@@ -321,14 +386,14 @@ pub async fn write_stream<S: AsyncRead + AsyncWrite + Unpin>(
                 Ok(_) => continue,
             },
         };
-        write_all_vectored(io, &part.chunks()).await?;
+        write_all_vectored(io, &viewer.chunks(&part)).await?;
         viewer.sent(&part);
     }
     io.flush().await
 }
 
 /// Writes every byte of `bufs`, in as few system calls as the socket
-/// allows, without allocating.
+/// allows, without allocating. Empty buffers are allowed.
 async fn write_all_vectored<W: AsyncWrite + Unpin>(
     io: &mut W,
     bufs: &[Bytes; 3],
@@ -386,12 +451,14 @@ pub fn fuzz_request(data: &[u8]) {
             (streams, Access::default(), guarded)
         });
     let (streams, open, guarded) = &*FIXTURE;
-    if let Some((hub, interval)) = direct_request(streams, open, data) {
-        assert!(streams.get(hub.name()).is_some());
-        assert!(interval.is_none_or(|i| i > Duration::ZERO));
+    if let Some(direct) = direct_request(streams, open, data) {
+        assert!(streams.get(direct.hub.name()).is_some());
+        assert!(direct.min_interval.is_none_or(|i| i > Duration::ZERO));
     }
     // Whatever the guarded server lets through, the open one does too.
-    if direct_request(streams, guarded, data).is_some() {
-        assert!(direct_request(streams, open, data).is_some());
+    if let Some(direct) = direct_request(streams, guarded, data) {
+        let open = direct_request(streams, open, data).expect("the open server lets it through");
+        // Credentials do not change how the parts are laid out.
+        assert_eq!(open.layout, direct.layout);
     }
 }

@@ -17,6 +17,16 @@
 //! A third shows why the server speaks HTTP/2 over TLS: a page with eight
 //! streams plays all eight over HTTPS, where over plain HTTP/1.1 Chromium
 //! opens only six connections to the server and the rest wait.
+//!
+//! Then advanced part headers: a frame pushed, or written to a `watch:`
+//! file, is on screen 300 ms after it was published (the control with
+//! `?advance_headers=0` still shows the previous frame then, until the
+//! idle re-send a second later; screenshots in
+//! `target/browser-advance-{push,watch}.png`); a 30 fps stream animates;
+//! and an ignored test measures publish-to-display latency with and
+//! without them (`docs/benchmarks.md`).
+//!
+//! The browser tests run one at a time (see [`bounded`]).
 
 mod common;
 
@@ -66,7 +76,13 @@ fn chromium_or_skip(what: &str) -> bool {
 }
 
 /// Runs a browser test within [`OVERALL`], so that it can never hang CI.
+///
+/// One browser test at a time: several tests look at what the page shows a
+/// few hundred milliseconds after a frame is published, and two Chromiums
+/// sharing two cores would measure each other rather than the server.
 async fn bounded(what: &str, test: impl std::future::Future<Output = ()>) {
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_AT_A_TIME.lock().await;
     let started = Instant::now();
     match tokio::time::timeout(OVERALL, test).await {
         Ok(()) => eprintln!("{what} browser test took {:.1?}", started.elapsed()),
@@ -388,9 +404,8 @@ async fn run_chart() {
         "the chart looks blank: {first:?}"
     );
 
-    // 3. New samples change the picture in the browser. Chrome shows a
-    // part once the next one begins; the server's idle re-send (1 s)
-    // provides that next part.
+    // 3. New samples change the picture in the browser (at once: the
+    // <img> gets the next part's headers right after each frame).
     let res = http
         .post(&data_url)
         .header("content-type", "application/json")
@@ -512,6 +527,814 @@ async fn run_many_streams() {
             eprintln!("over HTTP/1.1 Chromium watched {watched} of 8 streams");
         }
         drop(chromium);
+    }
+}
+
+// Each frame at once. Chrome draws part N of a multipart image only once
+// the delimiter and header block of part N+1 have arrived (crbug 527446).
+// A browser's image load gets those right after each frame (advanced
+// headers); `?advance_headers=0` gets the plain parts, where the frame only
+// shows when the next part begins: the idle re-send, a second later.
+
+/// Colours of the test frames: distinct enough that JPEG's colour
+/// subsampling cannot confuse them.
+const PALETTE: [[u8; 3]; 6] = [
+    [230, 20, 20],  // red
+    [20, 20, 230],  // blue
+    [20, 200, 20],  // green
+    [240, 240, 20], // yellow
+    [20, 220, 220], // cyan
+    [230, 20, 230], // magenta
+];
+const RED: usize = 0;
+const BLUE: usize = 1;
+const NAMES: [&str; 6] = ["red", "blue", "green", "yellow", "cyan", "magenta"];
+
+/// Size of the test frames and of their `<img>`s on the page.
+const FRAME_W: u16 = 160;
+const FRAME_H: u16 = 120;
+
+/// A JPEG of one colour of [`PALETTE`].
+fn solid_jpeg(colour: usize) -> Vec<u8> {
+    let pixels: Vec<u8> = PALETTE[colour]
+        .iter()
+        .copied()
+        .cycle()
+        .take(usize::from(FRAME_W) * usize::from(FRAME_H) * 3)
+        .collect();
+    let mut out = Vec::new();
+    jpeg_encoder::Encoder::new(&mut out, 90)
+        .encode(&pixels, FRAME_W, FRAME_H, jpeg_encoder::ColorType::Rgb)
+        .unwrap();
+    out
+}
+
+/// The colour of [`PALETTE`] nearest to `rgb`, if any is near (a blank or
+/// half-drawn picture is none).
+fn colour_of(rgb: &Value) -> Option<usize> {
+    let rgb: Vec<i64> = rgb.as_array()?.iter().filter_map(Value::as_i64).collect();
+    let (best, dist) = PALETTE
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let d: i64 = p
+                .iter()
+                .zip(&rgb)
+                .map(|(&a, &b)| (i64::from(a) - b).pow(2))
+                .sum();
+            (i, d)
+        })
+        .min_by_key(|&(_, d)| d)?;
+    (rgb.len() == 3 && dist < 3 * 60 * 60).then_some(best)
+}
+
+fn name(colour: Option<usize>) -> &'static str {
+    colour.map_or("nothing", |c| NAMES[c])
+}
+
+/// A browser showing a page, driven over its remote protocol.
+enum Page {
+    Chromium(Chromium, Cdp),
+    Firefox(Firefox, Bidi),
+}
+
+impl Page {
+    /// Evaluates `expr` in the page and returns its value as JSON
+    /// (promises awaited).
+    async fn eval(&mut self, expr: &str) -> Value {
+        match self {
+            Page::Chromium(_, cdp) => cdp.eval(expr).await,
+            Page::Firefox(_, bidi) => bidi.eval(expr).await,
+        }
+    }
+
+    /// A PNG of the top-left `width`×`height` of the page.
+    async fn screenshot(&mut self, width: f64, height: f64) -> Vec<u8> {
+        let data = match self {
+            Page::Chromium(_, cdp) => {
+                let clip = json!({ "x": 0, "y": 0, "width": width, "height": height, "scale": 1 });
+                cdp.call(
+                    "Page.captureScreenshot",
+                    json!({ "format": "png", "clip": clip }),
+                )
+                .await
+            }
+            Page::Firefox(_, bidi) => {
+                let clip =
+                    json!({ "type": "box", "x": 0, "y": 0, "width": width, "height": height });
+                let context = bidi.context.clone();
+                bidi.call(
+                    "browsingContext.captureScreenshot",
+                    json!({ "context": context, "clip": clip }),
+                )
+                .await
+            }
+        };
+        base64_decode(data["data"].as_str().expect("screenshot data"))
+    }
+
+    fn stderr_tail(&self) -> String {
+        match self {
+            Page::Chromium(c, _) => c.stderr_tail(),
+            Page::Firefox(f, _) => f.stderr_tail(),
+        }
+    }
+}
+
+/// A server with one stream `s` (default options: the idle re-send after
+/// 1 s), and a browser showing a page of its origin, so that the page may
+/// read the `<img>`s' pixels.
+struct Bench {
+    addr: std::net::SocketAddr,
+    hub: mjpeg_server::Hub,
+    token: tokio_util::sync::CancellationToken,
+    page: Page,
+    /// How many `<img>`s the page shows.
+    imgs: usize,
+}
+
+impl Bench {
+    /// With Chromium.
+    async fn start() -> Bench {
+        Bench::start_in(false).await
+    }
+
+    /// With Firefox if `firefox`, else Chromium.
+    async fn start_in(firefox: bool) -> Bench {
+        let streams = Streams::new();
+        let hub = streams.add("s").unwrap();
+        let server = Server::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            streams,
+            ServerOptions::default(),
+        )
+        .await
+        .unwrap();
+        let addr = server.local_addr();
+        let token = server.shutdown_token();
+        tokio::spawn(server.run());
+        // Any page of the server's origin will do (the test replaces its
+        // content): a plain-text 404, which both browsers show as an
+        // ordinary document.
+        let url = format!("http://{addr}/page");
+        let mut page = if firefox {
+            let firefox = Firefox::launch().await;
+            let mut bidi = Bidi::connect(firefox.port).await;
+            let context = bidi.context.clone();
+            bidi.call(
+                "browsingContext.navigate",
+                json!({ "context": context, "url": url, "wait": "complete" }),
+            )
+            .await;
+            Page::Firefox(firefox, bidi)
+        } else {
+            let chromium = Chromium::launch(&url).await;
+            let http = reqwest::Client::builder()
+                .no_proxy()
+                .timeout(STEP)
+                .build()
+                .unwrap();
+            let ws_url = page_websocket_url(&http, chromium.devtools_port, &url).await;
+            let mut cdp = Cdp::connect(&ws_url).await;
+            cdp.call("Runtime.enable", json!({})).await;
+            Page::Chromium(chromium, cdp)
+        };
+        // The tab may still be on its first, blank document.
+        let deadline = Instant::now() + STEP;
+        loop {
+            let state = page
+                .eval("[location.href, document.readyState].join(' ')")
+                .await;
+            if state.as_str() == Some(&format!("{url} complete")) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{url} did not load: {state}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Bench {
+            addr,
+            hub,
+            token,
+            page,
+            imgs: 0,
+        }
+    }
+
+    /// Replaces the page with one `<img>` per URL, one above the other,
+    /// and defines `colours()`: the colour each of them shows now.
+    async fn show(&mut self, urls: &[&str]) {
+        self.imgs = urls.len();
+        let imgs: String = urls
+            .iter()
+            .map(|u| {
+                format!(
+                    r#"<img src="{u}" width="{FRAME_W}" height="{FRAME_H}" style="display:block">"#
+                )
+            })
+            .collect();
+        self.page
+            .eval(&format!(
+                r#"(() => {{
+                    document.body.style.margin = '0';
+                    document.body.innerHTML = '{imgs}';
+                    const c = document.createElement('canvas');
+                    c.width = c.height = 1;
+                    const x = c.getContext('2d', {{ willReadFrequently: true }});
+                    window.colours = () => [...document.images].map(img => {{
+                        if (!img.naturalWidth) return null;
+                        x.clearRect(0, 0, 1, 1);
+                        x.drawImage(img, img.naturalWidth / 2, img.naturalHeight / 2, 1, 1, 0, 0, 1, 1);
+                        return [...x.getImageData(0, 0, 1, 1).data.slice(0, 3)];
+                    }});
+                    return true;
+                }})()"#
+            ))
+            .await;
+    }
+
+    /// The colour each `<img>` shows, read from its pixels: in Chromium
+    /// by drawing it into a canvas, in Firefox from a screenshot (Firefox
+    /// draws the first part of a multipart image into a canvas, whichever
+    /// part it shows).
+    async fn colours(&mut self) -> Vec<Option<usize>> {
+        if let Page::Firefox(..) = self.page {
+            return self.screenshot(self.imgs, "firefox").await;
+        }
+        let v = self.page.eval("colours()").await;
+        v.as_array().unwrap().iter().map(colour_of).collect()
+    }
+
+    /// Waits until every `<img>` shows `colour`.
+    async fn until_all(&mut self, colour: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let now = self.colours().await;
+            if now.iter().all(|&c| c == Some(colour)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the <img>s show {:?}, not all {} within {within:?}\nchromium stderr:\n{}",
+                now.iter().map(|&c| name(c)).collect::<Vec<_>>(),
+                NAMES[colour],
+                self.page.stderr_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A screenshot of the `<img>`s, `n` of them, and the colour at the
+    /// centre of each; the PNG is saved as `target/browser-FILE.png`.
+    async fn screenshot(&mut self, n: usize, file: &str) -> Vec<Option<usize>> {
+        let h = f64::from(FRAME_H) * n as f64;
+        let png = self.page.screenshot(f64::from(FRAME_W), h).await;
+        let path = screenshot_path().with_file_name(format!("browser-{file}.png"));
+        std::fs::write(&path, &png).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let img = image::load_from_memory_with_format(&png, image::ImageFormat::Png)
+            .expect("the screenshot is a PNG")
+            .to_rgb8();
+        (0..n)
+            .map(|i| {
+                let y = u32::from(FRAME_H) * i as u32 + u32::from(FRAME_H) / 2;
+                let y = y.min(img.height() - 1);
+                let p = img
+                    .get_pixel(u32::from(FRAME_W / 2).min(img.width() - 1), y)
+                    .0;
+                colour_of(&json!(p))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+/// How a test's stream gets its frames.
+enum Feed {
+    /// `PUT /stream/s` of each frame.
+    Push(reqwest::Client),
+    /// `watch:` of a file that is rewritten (a new file renamed over it).
+    Watch(tempfile::TempDir),
+}
+
+impl Feed {
+    /// Publishes a frame of `colour` and returns once the stream has it.
+    async fn publish(&self, bench: &Bench, colour: usize) {
+        let before = bench.hub.latest().map_or(0, |p| p.seq());
+        match self {
+            Feed::Push(http) => {
+                let res = http
+                    .put(format!("http://{}/stream/s", bench.addr))
+                    .body(solid_jpeg(colour))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), 204, "{}", res.text().await.unwrap());
+            }
+            Feed::Watch(dir) => {
+                let tmp = dir.path().join(".graph.jpg.tmp");
+                std::fs::write(&tmp, solid_jpeg(colour)).unwrap();
+                std::fs::rename(&tmp, dir.path().join("graph.jpg")).unwrap();
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while bench.hub.latest().map_or(0, |p| p.seq()) == before {
+            assert!(
+                Instant::now() < deadline,
+                "the stream did not get the frame"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
+/// Frame A (red), then frame B (blue): 300 ms after B was published, the
+/// page's `<img>` (advanced headers, as for every browser) shows B; the
+/// control with `?advance_headers=0` still shows A, until the re-send.
+async fn run_each_frame_at_once(watch: bool) {
+    let what = if watch { "watch" } else { "push" };
+    let mut bench = Bench::start().await;
+    let feed = if watch {
+        let dir = tempfile::tempdir().unwrap();
+        let spec: SourceSpec = format!("watch:{}", dir.path().join("graph.jpg").display())
+            .parse()
+            .unwrap();
+        spec.spawn(
+            bench.hub.clone(),
+            SourceOptions::default(),
+            bench.token.clone(),
+        );
+        Feed::Watch(dir)
+    } else {
+        bench.hub.set_accepts_push(true);
+        Feed::Push(
+            reqwest::Client::builder()
+                .no_proxy()
+                .timeout(STEP)
+                .build()
+                .unwrap(),
+        )
+    };
+    feed.publish(&bench, RED).await;
+    bench
+        .show(&["/stream/s", "/stream/s?advance_headers=0"])
+        .await;
+    // The control shows A only once the server re-sends it (1 s).
+    bench.until_all(RED, Duration::from_secs(10)).await;
+
+    feed.publish(&bench, BLUE).await;
+    let published = Instant::now();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let shot = bench.screenshot(2, &format!("advance-{what}")).await;
+    let late = published.elapsed();
+    eprintln!(
+        "{what}: {late:?} after B: advanced shows {}, plain shows {}",
+        name(shot[0]),
+        name(shot[1])
+    );
+    assert_eq!(
+        shot[0],
+        Some(BLUE),
+        "{what}: 300 ms after blue was published the <img> showed {}",
+        name(shot[0])
+    );
+    assert!(
+        late < Duration::from_millis(900),
+        "the screenshot took {late:?}"
+    );
+    assert_eq!(
+        shot[1],
+        Some(RED),
+        "{what}: the control (?advance_headers=0) showed {} 300 ms after blue: \
+         it should show the last frame only at the re-send",
+        name(shot[1])
+    );
+    // And the control does catch up, at the re-send.
+    bench.until_all(BLUE, Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_frame_shows_at_once_in_chromium() {
+    if chromium_or_skip("advance-push") {
+        bounded("advance-push", run_each_frame_at_once(false)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewritten_watched_file_shows_at_once_in_chromium() {
+    if chromium_or_skip("advance-watch") {
+        bounded("advance-watch", run_each_frame_at_once(true)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_img_animates_a_30_fps_stream_with_advanced_headers() {
+    if chromium_or_skip("30 fps") {
+        bounded("30 fps", run_30_fps()).await;
+    }
+}
+
+async fn run_30_fps() {
+    let mut bench = Bench::start().await;
+    let frames: Vec<Vec<u8>> = (0..PALETTE.len()).map(solid_jpeg).collect();
+    let publisher = {
+        let hub = bench.hub.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_micros(33_333));
+            for i in 0.. {
+                tick.tick().await;
+                hub.publish_jpeg(frames[i % frames.len()].clone()).unwrap();
+            }
+        })
+    };
+    bench.show(&["/stream/s"]).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while bench.colours().await[0].is_none() {
+        assert!(Instant::now() < deadline, "the <img> did not load");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let frames_before = bench.hub.stats().viewers[0].frames;
+    // Forty looks, 50 ms apart, inside the page.
+    let seen = bench
+        .page
+        .eval(
+            r#"new Promise(done => {
+                const seen = [];
+                const look = () => {
+                    seen.push(colours()[0]);
+                    if (seen.length < 40) setTimeout(look, 50); else done(seen);
+                };
+                look();
+            })"#,
+        )
+        .await;
+    let frames_sent = bench.hub.stats().viewers[0].frames - frames_before;
+    publisher.abort();
+    let seen: Vec<Option<usize>> = seen.as_array().unwrap().iter().map(colour_of).collect();
+    let changes = seen.windows(2).filter(|w| w[0] != w[1]).count();
+    let mut distinct: Vec<usize> = seen.iter().flatten().copied().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    eprintln!(
+        "30 fps: {frames_sent} frames sent in ~2 s; the <img> changed {changes} times in 40 looks, \
+         {} colours",
+        distinct.len()
+    );
+    assert!(seen.iter().all(Option::is_some), "blank looks: {seen:?}");
+    assert!(
+        changes >= 10 && distinct.len() >= 4,
+        "the <img> hardly animates: {:?}",
+        seen.iter().map(|&c| name(c)).collect::<Vec<_>>()
+    );
+    assert!(
+        frames_sent >= 20,
+        "the server sent {frames_sent} frames in ~2 s"
+    );
+}
+
+/// Publish-to-display latency of an `<img>` in Chromium, with and without
+/// advanced headers, for a source that publishes one frame every 2 s.
+/// Prints the figures; no assertion on them (timings are not a CI
+/// pass/fail).
+///
+/// `cargo test --test browser -- --ignored --nocapture img_latency`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement that takes about 25 s; run it by name"]
+async fn img_latency_with_and_without_advanced_headers() {
+    if chromium_or_skip("latency") {
+        measure_latency(false).await;
+    }
+}
+
+/// The same in Firefox, where it is installed (`apt-get install
+/// firefox-esr`); skipped where it is not, CI included.
+///
+/// `cargo test --test browser -- --ignored --nocapture firefox_img_latency`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement that takes about 25 s; run it by name"]
+async fn firefox_img_latency_with_and_without_advanced_headers() {
+    if Path::new(FIREFOX).exists() {
+        measure_latency(true).await;
+    } else {
+        eprintln!("skipping: {FIREFOX} not found (apt-get install firefox-esr)");
+    }
+}
+
+async fn measure_latency(firefox: bool) {
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(120), run_latency(firefox))
+        .await
+        .expect("the latency measurement did not finish in 120 s");
+    eprintln!("latency measurement took {:.1?}", started.elapsed());
+}
+
+async fn run_latency(firefox: bool) {
+    const FRAMES: usize = 10;
+    const LABELS: [&str; 2] = [
+        "advanced headers (Sec-Fetch-Dest: image)",
+        "?advance_headers=0",
+    ];
+    let mut bench = Bench::start_in(firefox).await;
+    bench.hub.publish_jpeg(solid_jpeg(0)).unwrap();
+    bench
+        .show(&["/stream/s", "/stream/s?advance_headers=0"])
+        .await;
+    bench.until_all(0, Duration::from_secs(10)).await;
+    // Per <img>: each frame's latency in ms, or none if it never showed.
+    let mut latencies: [Vec<Option<f64>>; 2] = Default::default();
+    if firefox {
+        // Firefox shows no new frame through a canvas, so the page is
+        // looked at by screenshots, as fast as they come; a frame's time is
+        // when the first screenshot showing it came back (an upper bound).
+        for i in 1..=FRAMES {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let colour = i % PALETTE.len();
+            bench.hub.publish_jpeg(solid_jpeg(colour)).unwrap();
+            let published = Instant::now();
+            let mut seen = [None; 2];
+            while seen.iter().any(Option::is_none)
+                && published.elapsed() < Duration::from_millis(1900)
+            {
+                let now = bench.colours().await;
+                let at = published.elapsed().as_secs_f64() * 1000.0;
+                for (s, c) in seen.iter_mut().zip(now) {
+                    if s.is_none() && c == Some(colour) {
+                        *s = Some(at);
+                    }
+                }
+            }
+            for (l, s) in latencies.iter_mut().zip(seen) {
+                l.push(s);
+            }
+        }
+    } else {
+        // The page looks at both <img>s every 4 ms and logs each change
+        // with the wall clock, which is the clock `published` reads too.
+        bench
+            .page
+            .eval(
+                r#"(() => {
+                    window.changes = [[], []];
+                    const last = [null, null];
+                    const look = () => {
+                        const now = performance.timeOrigin + performance.now();
+                        colours().forEach((c, i) => {
+                            const key = c && c.join();
+                            if (key !== last[i]) { last[i] = key; changes[i].push([now, c]); }
+                        });
+                        setTimeout(look, 4);
+                    };
+                    look();
+                    return true;
+                })()"#,
+            )
+            .await;
+        let mut published = Vec::new();
+        for i in 1..=FRAMES {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let colour = i % PALETTE.len();
+            bench.hub.publish_jpeg(solid_jpeg(colour)).unwrap();
+            let at = bench.hub.latest().unwrap().published();
+            let ms = at
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64()
+                * 1000.0;
+            published.push((colour, ms));
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let changes = bench.page.eval("changes").await;
+        for (i, l) in latencies.iter_mut().enumerate() {
+            let log: Vec<(f64, Option<usize>)> = changes[i]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| (c[0].as_f64().unwrap(), colour_of(&c[1])))
+                .collect();
+            *l = published
+                .iter()
+                .map(|&(colour, at)| {
+                    log.iter()
+                        .find(|&&(t, c)| t >= at && c == Some(colour))
+                        .map(|&(t, _)| t - at)
+                })
+                .collect();
+        }
+    }
+    for (label, l) in LABELS.iter().zip(latencies) {
+        let mut lat: Vec<f64> = l.iter().flatten().copied().collect();
+        let missed = l.len() - lat.len();
+        lat.sort_by(f64::total_cmp);
+        let median = lat.get(lat.len() / 2).copied().unwrap_or(f64::NAN);
+        eprintln!(
+            "{} <img> with {label}: {} frames, publish to display median {median:.0} ms, \
+             min {:.0} ms, max {:.0} ms{}",
+            if firefox { "Firefox" } else { "Chromium" },
+            lat.len(),
+            lat.first().copied().unwrap_or(f64::NAN),
+            lat.last().copied().unwrap_or(f64::NAN),
+            if missed > 0 {
+                format!(", {missed} not shown within 1.9 s")
+            } else {
+                String::new()
+            }
+        );
+    }
+}
+
+const FIREFOX: &str = "/usr/bin/firefox-esr";
+
+/// A headless Firefox with a fresh profile that can reach nothing but
+/// 127.0.0.1, killed (with every process it started) when dropped.
+struct Firefox {
+    child: Child,
+    port: u16,
+    stderr: Arc<Mutex<Vec<String>>>,
+    _profile: tempfile::TempDir,
+}
+
+impl Firefox {
+    async fn launch() -> Firefox {
+        let profile = tempfile::tempdir().unwrap();
+        // No DNS at all: every host name fails, so nothing can leave
+        // 127.0.0.1 (the pages here use the IP address). And none of the
+        // background services that would try.
+        std::fs::write(
+            profile.path().join("user.js"),
+            r#"user_pref("network.dns.disabled", true);
+user_pref("network.trr.mode", 5);
+user_pref("network.proxy.type", 0);
+user_pref("app.update.disabledForTesting", true);
+user_pref("browser.safebrowsing.malware.enabled", false);
+user_pref("browser.safebrowsing.phishing.enabled", false);
+user_pref("browser.safebrowsing.downloads.enabled", false);
+user_pref("datareporting.policy.dataSubmissionEnabled", false);
+user_pref("datareporting.healthreport.uploadEnabled", false);
+user_pref("toolkit.telemetry.enabled", false);
+user_pref("network.captive-portal-service.enabled", false);
+user_pref("network.connectivity-service.enabled", false);
+user_pref("extensions.update.enabled", false);
+user_pref("browser.shell.checkDefaultBrowser", false);
+user_pref("browser.startup.homepage_override.mstone", "ignore");
+user_pref("remote.prefs.recommended", true);
+"#,
+        )
+        .unwrap();
+        // A free port for the remote agent.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(FIREFOX)
+            .args(["--headless", "--no-remote", "--profile"])
+            .arg(profile.path())
+            .args(["--remote-debugging-port", &port.to_string()])
+            .arg("about:blank")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {FIREFOX}: {e}"));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let pipe = child.stderr.take().unwrap();
+        let log = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("WebDriver BiDi listening on ws://") {
+                    let _ = ready_tx.send(());
+                }
+                log.lock().unwrap().push(line);
+            }
+        });
+        let firefox = Firefox {
+            child,
+            port,
+            stderr,
+            _profile: profile,
+        };
+        let deadline = Instant::now() + STEP;
+        while ready_rx.try_recv().is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "firefox did not start its remote agent within {STEP:?}; stderr:\n{}",
+                firefox.stderr_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        firefox
+    }
+
+    fn stderr_tail(&self) -> String {
+        let lines = self.stderr.lock().unwrap();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for Firefox {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal WebDriver BiDi client (Firefox's remote protocol): one
+/// session, its first tab, one command at a time.
+struct Bidi {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    next_id: u64,
+    /// The tab's browsing context id.
+    context: String,
+}
+
+impl Bidi {
+    async fn connect(port: u16) -> Bidi {
+        let url = format!("ws://127.0.0.1:{port}/session");
+        let (ws, _) = match tokio::time::timeout(STEP, tokio_tungstenite::connect_async(&url)).await
+        {
+            Ok(Ok(ws)) => ws,
+            Ok(Err(e)) => panic!("{url}: {e}"),
+            Err(_) => panic!("{url}: no WebSocket handshake within {STEP:?}"),
+        };
+        let mut bidi = Bidi {
+            ws,
+            next_id: 1,
+            context: String::new(),
+        };
+        bidi.call("session.new", json!({ "capabilities": {} }))
+            .await;
+        let tree = bidi.call("browsingContext.getTree", json!({})).await;
+        bidi.context = tree["contexts"][0]["context"]
+            .as_str()
+            .expect("a browsing context")
+            .to_string();
+        bidi
+    }
+
+    /// Sends a command and returns its `result`; panics on an error.
+    async fn call(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let msg = json!({ "id": id, "method": method, "params": params });
+        let roundtrip = async {
+            self.ws
+                .send(Message::text(msg.to_string()))
+                .await
+                .map_err(|e| e.to_string())?;
+            loop {
+                let text = match self.ws.next().await {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => return Err(e.to_string()),
+                    None => return Err("the browser closed the connection".to_string()),
+                };
+                let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+                if v["id"].as_u64() == Some(id) {
+                    return match v["type"].as_str() {
+                        Some("success") => Ok(v["result"].clone()),
+                        _ => Err(format!("{v}")),
+                    };
+                }
+            }
+        };
+        match tokio::time::timeout(STEP, roundtrip).await {
+            Ok(res) => res.unwrap_or_else(|e| panic!("{method}: {e}")),
+            Err(_) => panic!("{method}: no answer within {STEP:?}"),
+        }
+    }
+
+    /// Evaluates `expr` in the tab and returns its value (promises
+    /// awaited), passed through JSON.
+    async fn eval(&mut self, expr: &str) -> Value {
+        let context = self.context.clone();
+        let res = self
+            .call(
+                "script.evaluate",
+                json!({
+                    "expression": format!("(async () => JSON.stringify(await ({expr})))()"),
+                    "target": { "context": context },
+                    "awaitPromise": true,
+                }),
+            )
+            .await;
+        match res["type"].as_str() {
+            Some("success") => match res["result"]["value"].as_str() {
+                Some(json) => serde_json::from_str(json).unwrap(),
+                None => Value::Null,
+            },
+            _ => panic!("the page threw: {res}"),
+        }
     }
 }
 

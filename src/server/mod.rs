@@ -552,8 +552,10 @@ impl Handler {
         }
         // A plain GET of a stream the client may watch.
         let direct = viewer::direct_request(&self.streams, &self.opts.http.access, &head);
-        if let Some((hub, min_interval)) = direct {
-            let Some(sub) = hub.try_subscribe_from(peer, self.opts.http.max_clients_per_stream)
+        if let Some(direct) = direct {
+            let Some(sub) = direct
+                .hub
+                .try_subscribe_from(peer, self.opts.http.max_clients_per_stream)
             else {
                 // Full: the HTTP routes answer with the reason.
                 return self.serve_http(io, head, peer).await;
@@ -561,10 +563,11 @@ impl Handler {
             drop(head);
             let viewer = Viewer::new(
                 sub,
-                min_interval,
+                direct.min_interval,
                 self.opts.http.resend_after,
                 self.shutdown.clone(),
-            );
+            )
+            .with_layout(direct.layout);
             if let Err(e) = viewer::write_stream(&mut io, viewer).await {
                 tracing::debug!(?peer, "viewer left: {e}");
             }
