@@ -1,5 +1,5 @@
 //! Sources fed on purpose with what should not hurt the server, each run
-//! through the real program: a huge
+//! through the real program: an upstream whose image never ends, a huge
 //! (sparse) file in a played or watched folder, FIFOs where files are
 //! expected. Memory is read from /proc (the peak, `VmHWM`).
 
@@ -7,7 +7,11 @@ mod common;
 
 use common::*;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 /// Generous: CI machines are noisy; nothing here asserts a latency.
 const PATIENCE: Duration = Duration::from_secs(15);
@@ -102,6 +106,73 @@ fn write_atomic(path: &Path, data: &[u8]) {
 
 // ---------------------------------------------------------------------------
 // Frame size limits, enforced while reading
+
+#[tokio::test]
+async fn a_relayed_image_that_never_ends_is_cut_at_the_frame_limit() {
+    // An upstream that answers `image/jpeg` and then sends forever (up to
+    // 512 MB, so that a server without the limit fails the test rather
+    // than the machine).
+    const CAP: u64 = 512 << 20;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    let sent = Arc::new(AtomicU64::new(0));
+    let cut = Arc::new(AtomicBool::new(false));
+    {
+        let (sent, cut) = (sent.clone(), cut.clone());
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut req = [0u8; 4096];
+            let _ = sock.read(&mut req).await;
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\n\r\n";
+            sock.write_all(head.as_bytes()).await.unwrap();
+            sock.write_all(b"\xFF\xD8\xFF\xE0").await.unwrap();
+            let chunk = vec![0x55u8; 64 * 1024];
+            while sent.load(Ordering::Relaxed) < CAP {
+                if sock.write_all(&chunk).await.is_err() {
+                    cut.store(true, Ordering::Relaxed);
+                    return;
+                }
+                sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            }
+        });
+    }
+    let p = ServerProcess::start(&[
+        "--max-frame-size",
+        "1M",
+        "--stream",
+        &format!("r=relay:http://{upstream}/snapshot#always"),
+    ]);
+    let start = Instant::now();
+    while !cut.load(Ordering::Relaxed) && sent.load(Ordering::Relaxed) < CAP {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "upstream stalled"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let total = sent.load(Ordering::Relaxed);
+    assert!(
+        cut.load(Ordering::Relaxed),
+        "the relay read {total} bytes of one image without dropping the connection"
+    );
+    // The limit plus what sockets and the HTTP client buffer.
+    assert!(
+        total < 16 << 20,
+        "{total} bytes sent before the relay gave up"
+    );
+    let peak = peak_rss(p.child.id());
+    eprintln!(
+        "relay: upstream sent {total} bytes before the cut; server peak RSS {} MB",
+        peak >> 20
+    );
+    assert!(peak < 100 << 20, "peak RSS {} MB", peak >> 20);
+    let s = wait_status(p.addr, "r", |s| s["last_error"].is_string()).await;
+    let why = s["last_error"].as_str().unwrap();
+    assert!(
+        why.contains("1048576") && why.contains("--max-frame-size"),
+        "{why}"
+    );
+}
 
 #[tokio::test]
 async fn a_huge_file_in_a_played_folder_is_not_read() {
