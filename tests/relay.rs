@@ -565,3 +565,27 @@ async fn an_upstream_that_drips_bytes_without_a_frame_is_reconnected() {
     assert!(hub.stats().upstream_reconnects >= 1);
     assert!(hub.stats().source_errors >= 1);
 }
+
+#[tokio::test]
+async fn an_upstream_that_never_answers_the_request_is_reported() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        // Accepts, reads the request, and says nothing.
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    let mut opts = quick(format!("http://{addr}/"));
+    opts.on_demand = false;
+    opts.read_timeout = Duration::from_secs(1);
+    let relay = relay_server(opts).await;
+    let hub = relay.hub("r");
+    wait_for(
+        "the missing answer in the source state",
+        || matches!(hub.stats().source, SourceState::Waiting(ref w) if w.contains("no answer")),
+    )
+    .await;
+    assert!(hub.stats().source_errors >= 1);
+}

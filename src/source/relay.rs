@@ -53,7 +53,8 @@ pub struct RelayOptions {
     pub backoff_min: Duration,
     /// Longest reconnect delay.
     pub backoff_max: Duration,
-    /// An upstream silent for this long is treated as lost.
+    /// An upstream silent for this long (or that takes this long to
+    /// answer the request) is treated as lost.
     pub read_timeout: Duration,
     /// An upstream that sends bytes but no complete frame for this long is
     /// treated as lost (a connection that drips a byte at a time would
@@ -93,6 +94,8 @@ enum UpstreamError {
     Status(reqwest::StatusCode),
     #[error("upstream sent no data for {0:?}")]
     Silent(Duration),
+    #[error("upstream sent no answer to the request within {0:?}")]
+    NoAnswer(Duration),
     #[error("upstream closed the stream")]
     Closed,
     #[error("upstream sent {0}, not an MJPEG stream or an image")]
@@ -200,7 +203,11 @@ async fn session(
     shutdown: &CancellationToken,
 ) -> Result<SessionEnd, UpstreamError> {
     let reading = async {
-        let mut res = connect(client, &opts.url).await?;
+        // reqwest bounds the TCP connect only: an upstream that accepts and
+        // never answers (or drips its headers) must not hang the session.
+        let mut res = tokio::time::timeout(opts.read_timeout, connect(client, &opts.url))
+            .await
+            .map_err(|_| UpstreamError::NoAnswer(opts.read_timeout))??;
         hub.set_source_state(SourceState::Running);
         let content_type = res
             .headers()
