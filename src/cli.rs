@@ -113,9 +113,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         convert,
         max_frame: settings.max_frame_size,
     };
+    let mut tasks = Vec::new();
     for (hub, spec) in sources {
         tracing::info!(stream = hub.name(), "source {spec}");
-        spec.spawn(hub, source_opts.clone(), shutdown.clone());
+        tasks.extend(spec.spawn(hub, source_opts.clone(), shutdown.clone()));
     }
 
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -147,8 +148,20 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         }
     });
     server.run().await.context("server failed")?;
+    // Let sources finish stopping what they started (an exec: command's
+    // processes get SIGTERM and a grace before SIGKILL), but not for long.
+    let stopped = futures_util::future::join_all(tasks);
+    if tokio::time::timeout(SOURCE_STOP_WAIT, stopped)
+        .await
+        .is_err()
+    {
+        tracing::warn!("some sources did not stop within {SOURCE_STOP_WAIT:?}; exiting anyway");
+    }
     Ok(())
 }
+
+/// How long shutdown waits for sources to stop.
+const SOURCE_STOP_WAIT: Duration = Duration::from_secs(5);
 
 /// The certificate and key of the settings, loaded (so that a bad file
 /// stops the server before it serves).

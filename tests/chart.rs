@@ -388,3 +388,51 @@ fn two_streams_cannot_both_read_stdin() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_sample_from_the_far_future_is_refused_and_the_chart_keeps_drawing() {
+    let srv = chart_server("chart#fps=50").await;
+    let hub = srv.hub("cpu");
+    let chart = Chart::of(&hub).expect("a chart stream has a chart");
+    let (status, _) = post(&srv, "/stream/cpu/data", "text/plain", "load=1").await;
+    assert_eq!(status, 204);
+    wait_frames(&hub, 2).await;
+    for (content_type, body) in [
+        ("application/json", r#"{"t": 1e10, "load": 5}"#),
+        (
+            "application/json",
+            r#"[{"load": 2}, {"t": 9999999999, "load": 5}]"#,
+        ),
+        ("text/plain", "t=9999999999 load=5"),
+    ] {
+        let (status, text) = post(&srv, "/stream/cpu/data", content_type, body).await;
+        assert_eq!(status, 400, "{body}: {text}");
+        assert!(
+            text.contains(r#"field "t""#) && text.contains("300 s"),
+            "{body}: {text:?} names neither the field nor the bound"
+        );
+    }
+    assert_eq!(chart.counts(), (1, 1), "a refused body changed the chart");
+    // Samples at the server's time still move the chart on.
+    let published = hub.stats().frames_published;
+    for load in ["load=2", "load=3"] {
+        let (status, _) = post(&srv, "/stream/cpu/data", "text/plain", load).await;
+        assert_eq!(status, 204);
+    }
+    assert_eq!(chart.counts(), (1, 3));
+    wait_frames(&hub, published + 1).await;
+    // A little ahead (a client's clock a few seconds fast) is fine.
+    let soon = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        + 10.0;
+    let (status, text) = post(
+        &srv,
+        "/stream/cpu/data",
+        "application/json",
+        &format!(r#"{{"t": {soon}, "load": 4}}"#),
+    )
+    .await;
+    assert_eq!(status, 204, "{text}");
+}

@@ -360,3 +360,153 @@ fn stdin_source_stops_at_shutdown_while_the_writer_is_quiet() {
     assert_child_passed(child);
     drop(stdin);
 }
+
+// The command's whole process group, through the real program: children
+// are found in /proc by a unique `sleep` argument.
+
+/// Sends SIGTERM and waits for the process to exit; panics (and kills it)
+/// if it takes longer than `within`.
+fn terminate_within(mut p: ServerProcess, within: Duration) -> std::process::ExitStatus {
+    assert!(signal(p.child.id(), "TERM"));
+    let start = Instant::now();
+    loop {
+        if let Some(status) = p.child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > within {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+            panic!("the server did not exit within {within:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Pids of live processes whose command line is `sleep ARG`.
+fn sleepers(arg: &str) -> Vec<u32> {
+    let want = format!("sleep\0{arg}\0");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        // A zombie has an empty command line: it is dead already.
+        if cmdline.ends_with(want.as_bytes()) && cmdline.starts_with(b"sleep\0") {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// A number no other test or process uses as a `sleep` argument.
+fn unique_seconds(salt: u32) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{}{:05}{}",
+        7_000 + salt,
+        std::process::id() % 100_000,
+        nanos % 1000
+    )
+}
+
+/// Kills, by pid, processes a failed test left behind.
+fn reap(pids: &[u32]) {
+    for pid in pids {
+        signal(*pid, "KILL");
+    }
+}
+
+#[tokio::test]
+async fn sigterm_ends_every_process_of_an_exec_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let jpeg = dir.path().join("x.jpg");
+    std::fs::write(&jpeg, tagged(&corpus("jpeg_5k.jpg"), "x")).unwrap();
+    let (bg, fg, piped) = (unique_seconds(1), unique_seconds(2), unique_seconds(3));
+    let command = format!(
+        "sleep {bg} & cat '{}'; sleep {piped} | sleep {fg}",
+        jpeg.display()
+    );
+    let p = ServerProcess::start(&["--stream", &format!("cam=exec:{command}")]);
+    let mut c = RawClient::stream(p.addr, "/stream/cam").await;
+    assert_eq!(c.part().await.tag().as_deref(), Some("x"));
+    let all = || [&bg, &fg, &piped].map(|a| sleepers(a)).concat();
+    let start = Instant::now();
+    while all().len() < 3 {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the sleeps never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = terminate_within(p, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0));
+    // Processes signalled a moment ago may take a moment to go.
+    let start = Instant::now();
+    let left = loop {
+        let left = all();
+        if left.is_empty() || start.elapsed() > Duration::from_secs(3) {
+            break left;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    reap(&left);
+    assert!(left.is_empty(), "processes outlived the server: {left:?}");
+}
+
+#[tokio::test]
+async fn a_command_whose_shell_exits_is_restarted_though_a_child_holds_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let jpeg = dir.path().join("x.jpg");
+    std::fs::write(&jpeg, tagged(&corpus("jpeg_5k.jpg"), "x")).unwrap();
+    let runs = dir.path().join("runs");
+    let bg = unique_seconds(4);
+    // Counts its runs in a file, writes a frame, leaves a child that holds
+    // stdout open, and exits.
+    let command = format!(
+        "echo run >> '{runs}'; cat '{jpeg}'; sleep {bg} &",
+        runs = runs.display(),
+        jpeg = jpeg.display()
+    );
+    let p = ServerProcess::start(&["--stream", &format!("cam=exec:{command}")]);
+    let count = || {
+        std::fs::read_to_string(&runs)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    };
+    let start = Instant::now();
+    while count() < 3 {
+        if start.elapsed() > Duration::from_secs(15) {
+            reap(&sleepers(&bg));
+            panic!(
+                "ran {} times: not restarted after the shell exited",
+                count()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Each run's child went with its run.
+    let alive = sleepers(&bg);
+    assert!(
+        alive.len() <= 1,
+        "children of earlier runs live on: {alive:?}"
+    );
+    let s = status_json(p.addr).await;
+    assert!(
+        s["streams"][0]["frames_published"].as_u64().unwrap() >= 1,
+        "{s}"
+    );
+    drop(p);
+    let start = Instant::now();
+    while !sleepers(&bg).is_empty() && start.elapsed() < Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let left = sleepers(&bg);
+    reap(&left);
+    assert!(left.is_empty(), "processes outlived the server: {left:?}");
+}

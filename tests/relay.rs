@@ -9,6 +9,8 @@ use mjpeg_server::hub::SourceState;
 use mjpeg_server::source::relay::{self, RelayOptions};
 use mjpeg_server::{Server, ServerOptions, Streams};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -465,4 +467,125 @@ async fn hop_latency() {
     let (dm, d99) = stats(&mut d);
     let (rm, r99) = stats(&mut r);
     println!("50 KB frames, 200 samples: direct p50 {dm:.3} ms p99 {d99:.3} ms; through one relay p50 {rm:.3} ms p99 {r99:.3} ms");
+}
+
+/// An upstream that answers every request with `answer` and closes, and
+/// counts the requests.
+async fn counting_server(answer: String) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let counter = count.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let _ = sock.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    (addr, count)
+}
+
+#[tokio::test]
+async fn an_upstream_answering_a_web_page_is_retried_with_back_off() {
+    let page = "<!DOCTYPE html><html><body>Please log in</body></html>";
+    let (addr, requests) = counting_server(format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+        page.len()
+    ))
+    .await;
+    let mut opts = quick(format!("http://{addr}/"));
+    opts.on_demand = false;
+    opts.poll_interval = Duration::from_millis(50);
+    opts.backoff_min = Duration::from_millis(200);
+    opts.backoff_max = Duration::from_secs(1);
+    let relay = relay_server(opts).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // With back-off: at 0, 0.2, 0.6, 1.4 and 2.4 s. Polled as an image, it
+    // would be every 50 ms: about 60 requests.
+    let n = requests.load(Ordering::Relaxed);
+    assert!((2..=8).contains(&n), "{n} requests in 3 s");
+    let stats = relay.hub("r").stats();
+    match &stats.source {
+        SourceState::Waiting(why) => assert!(why.contains("HTML"), "{why}"),
+        other => panic!("source state {other:?}"),
+    }
+    assert!(stats.upstream_reconnects >= 1, "{stats:?}");
+}
+
+#[tokio::test]
+async fn an_upstream_that_drips_bytes_without_a_frame_is_reconnected() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = connections.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let head = b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=b\r\n\r\n--b\r\nContent-Type: image/jpeg\r\n\r\n\xFF\xD8";
+                if sock.write_all(head).await.is_err() {
+                    return;
+                }
+                // A byte every 100 ms: never silent, never a frame.
+                loop {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    if sock.write_all(b"\x55").await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let mut opts = quick(format!("http://{addr}/"));
+    opts.on_demand = false;
+    opts.frame_timeout = Duration::from_secs(1);
+    let relay = relay_server(opts).await;
+    let hub = relay.hub("r");
+    wait_for("the frame timeout in the source state", || {
+        matches!(hub.stats().source, SourceState::Waiting(ref w) if w.contains("no complete frame"))
+    })
+    .await;
+    wait_for("a second connection", || {
+        connections.load(Ordering::Relaxed) >= 2
+    })
+    .await;
+    assert!(hub.stats().upstream_reconnects >= 1);
+    assert!(hub.stats().source_errors >= 1);
+}
+
+#[tokio::test]
+async fn an_upstream_that_never_answers_the_request_is_reported() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        // Accepts, reads the request, and says nothing.
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    let mut opts = quick(format!("http://{addr}/"));
+    opts.on_demand = false;
+    opts.read_timeout = Duration::from_secs(1);
+    let relay = relay_server(opts).await;
+    let hub = relay.hub("r");
+    wait_for(
+        "the missing answer in the source state",
+        || matches!(hub.stats().source, SourceState::Waiting(ref w) if w.contains("no answer")),
+    )
+    .await;
+    assert!(hub.stats().source_errors >= 1);
 }

@@ -5,10 +5,10 @@
 mod common;
 
 use common::*;
-use mjpeg_server::convert::ConvertOptions;
 use mjpeg_server::http::HttpOptions;
 use mjpeg_server::hub::SourceState;
 use mjpeg_server::source::watch::{self, WatchOptions};
+use mjpeg_server::source::SourceOptions;
 use mjpeg_server::{Hub, ServerOptions};
 use std::collections::HashMap;
 use std::io::Write;
@@ -34,7 +34,7 @@ async fn serve(path: &Path, wopts: WatchOptions, resend: Option<Duration>) -> Te
     tokio::spawn(watch::run(
         path.to_path_buf(),
         wopts,
-        ConvertOptions::default(),
+        SourceOptions::default(),
         srv.hub("cam"),
         srv.token.clone(),
     ));
@@ -504,7 +504,7 @@ async fn latency() {
         tokio::spawn(watch::run(
             file.clone(),
             WatchOptions::default(),
-            ConvertOptions::default(),
+            SourceOptions::default(),
             hub.clone(),
             token.clone(),
         ));

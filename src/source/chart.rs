@@ -6,7 +6,8 @@
 //! them. With it, `--stream cpu=chart` turns numbers into a chart stream:
 //!
 //! * `POST /stream/cpu/data` with `{"load": 0.42, "temp": 61.5}` (optionally
-//!   `"t"`, Unix seconds; an array of such objects is a batch) or with text
+//!   `"t"`, Unix seconds, at most [`MAX_AHEAD`] ahead of the server's clock;
+//!   an array of such objects is a batch) or with text
 //!   lines `load=0.42 temp=61.5`, one sample per line;
 //! * lines of the same text form on standard input (`chart:stdin`), so
 //!   `vmstat 1 | awk '{print "free=" $4}' | mjpeg-server --stream mem=chart:stdin`
@@ -66,6 +67,12 @@ pub const MAX_POINTS: usize = 10_000;
 pub const MAX_NAME: usize = 40;
 /// Longest line accepted on standard input, in bytes.
 const MAX_LINE: usize = 64 * 1024;
+/// How far ahead of the server's clock a sample's `t` may be. The x axis
+/// ends at the newest sample and older ones fall out of the window behind
+/// it, so one sample from the far future would push every later one out
+/// of the chart, which would then never change again. A few minutes allow
+/// for senders whose clocks are a little fast.
+pub const MAX_AHEAD: Duration = Duration::from_secs(300);
 /// A `t` this large is not Unix seconds but most likely milliseconds
 /// (it would be the year 5138).
 const T_LIMIT: f64 = 1e11;
@@ -309,6 +316,18 @@ pub enum SampleError {
         /// A guess at what went wrong, or empty.
         hint: &'static str,
     },
+    /// A time further ahead of the server's clock than [`MAX_AHEAD`].
+    #[error(
+        "field \"t\": {value} is {ahead:.0} s ahead of the server's clock; a sample may be \
+         at most {} s ahead (is the sender's clock right?)",
+        MAX_AHEAD.as_secs()
+    )]
+    TooFarAhead {
+        /// The value as sent.
+        value: String,
+        /// How far ahead it is, in seconds.
+        ahead: f64,
+    },
     /// More series than a chart holds.
     #[error(
         "field {field:?}: a chart shows at most {MAX_SERIES} series, and this would be one more"
@@ -548,7 +567,15 @@ struct Data {
 impl Data {
     /// Takes `samples` (all checked) at `now`, or refuses all of them.
     fn apply(&mut self, samples: &[Sample], now: f64, window: f64) -> Result<(), SampleError> {
-        // Refuse before changing anything if the names would not fit.
+        // Refuse before changing anything if a time is too far ahead (see
+        // MAX_AHEAD) or the names would not fit.
+        let latest = now + MAX_AHEAD.as_secs_f64();
+        if let Some(t) = samples.iter().filter_map(|s| s.t).find(|&t| t > latest) {
+            return Err(SampleError::TooFarAhead {
+                value: short(&t.to_string()),
+                ahead: t - now,
+            });
+        }
         let mut names: Vec<&str> = self.series.iter().map(|s| s.name.as_str()).collect();
         for (name, _) in samples.iter().flat_map(|s| &s.values) {
             if !names.contains(&name.as_str()) {
@@ -1796,6 +1823,22 @@ fn clock(t: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn stdin_lines_from_the_far_future_are_skipped() {
+        let chart = Chart::new(ChartOptions::default());
+        let hub = Hub::new("t");
+        let token = CancellationToken::new();
+        let input = b"load=1\nt=10000000000 load=5\nload=2\n";
+        let lines = read_lines(&input[..], &chart, &hub, &token).await.unwrap();
+        assert_eq!(lines, 3);
+        // The future line was skipped; the one after it still counts.
+        assert_eq!(chart.counts(), (1, 2));
+        let data = lock(&chart.shared.data);
+        let newest = data.newest.unwrap();
+        let now = unix_seconds(SystemTime::now()).unwrap();
+        assert!(newest <= now + 1.0, "newest sample at {newest}, now {now}");
+    }
 
     #[test]
     fn options_parse_or_say_why_not() {

@@ -6,7 +6,9 @@
 //! frames are rarely zero-padded. Any image format is accepted (see
 //! [`crate::convert`]); a file that is not a complete image is skipped with
 //! one warning (repeated only if the file changes), and the stream keeps its
-//! last good frame.
+//! last good frame. So is a file larger than `--max-frame-size`, from its
+//! size and without reading it, and anything that is not a regular file (a
+//! FIFO is never opened for reading: it would block the source).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,11 @@ use super::{SourceError, SourceOptions};
 use crate::convert::{self, ConvertOptions};
 use crate::frame::Frame;
 use crate::hub::Hub;
+
+/// Largest file [`check`] reads. It runs before the settings reach the
+/// source, so it does not know `--max-frame-size`; it only has to find one
+/// image, and must not read a huge file whole to do so.
+const CHECK_LIMIT: usize = 64 << 20;
 
 /// Lists the regular, non-hidden files of `path` in natural order.
 async fn list(path: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -54,7 +61,7 @@ pub async fn check(path: &Path) -> Result<(), SourceError> {
     let files = list(path).await.map_err(unreadable)?;
     let opts = ConvertOptions::default();
     for f in &files {
-        if let Ok(data) = tokio::fs::read(f).await {
+        if let Ok((_, data)) = super::read_image_file(f, CHECK_LIMIT).await {
             if convert::to_frame(data.into(), &opts).await.is_ok() {
                 return Ok(());
             }
@@ -96,7 +103,7 @@ pub async fn run(path: PathBuf, hub: Hub, opts: SourceOptions, shutdown: Cancell
         };
         let mut published = false;
         for file in files {
-            let frame = match read_frame(&file, &opts.convert).await {
+            let frame = match read_frame(&file, &opts).await {
                 Ok(frame) => {
                     reported.remove(&file);
                     frame
@@ -134,15 +141,19 @@ pub async fn run(path: PathBuf, hub: Hub, opts: SourceOptions, shutdown: Cancell
 
 type Stamp = (u64, Option<SystemTime>);
 
-async fn read_frame(file: &Path, convert: &ConvertOptions) -> Result<Frame, (Stamp, String)> {
+/// Reads and converts one file. Files over `--max-frame-size` are refused
+/// from their size, unread, and FIFOs are never opened for reading (see
+/// [`super::read_image_file`]): a huge or blocking file in the folder costs
+/// neither memory nor the stream.
+async fn read_frame(file: &Path, opts: &SourceOptions) -> Result<Frame, (Stamp, String)> {
     let meta = tokio::fs::metadata(file)
         .await
         .map_err(|e| ((0, None), e.to_string()))?;
     let stamp = (meta.len(), meta.modified().ok());
-    let data = tokio::fs::read(file)
+    let (_, data) = super::read_image_file(file, opts.max_frame)
         .await
         .map_err(|e| (stamp, e.to_string()))?;
-    convert::to_frame(data.into(), convert)
+    convert::to_frame(data.into(), &opts.convert)
         .await
         .map_err(|e| (stamp, e.to_string()))
 }

@@ -599,8 +599,10 @@ pub async fn run_exec(command: String, hub: Hub, max_frame: usize, shutdown: Can
 /// Its stdin is empty; each line it writes to stderr is logged. When it
 /// exits, for whatever reason, it is started again after a delay that
 /// doubles while it keeps failing quickly (see [`ExecOptions`]), so a camera
-/// that comes back is picked up without hammering one that does not. At
-/// shutdown it is killed.
+/// that comes back is picked up without hammering one that does not. The
+/// command runs in a process group of its own: when the shell exits, at
+/// shutdown, and before a restart, the whole group is ended (SIGTERM, then
+/// SIGKILL after 2 s), pipelines and background children included.
 ///
 /// The command line is not shown in `/status` or in warnings, since it may
 /// carry a camera's password in a URL; it is logged at debug level.
@@ -643,25 +645,52 @@ pub async fn run_exec_with(
     }
 }
 
+/// How long the processes of a command get to exit after SIGTERM (at
+/// shutdown, or when the command ends and leaves some behind) before they
+/// are sent SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// What ended the first phase of a run.
+enum Ended {
+    Shutdown,
+    /// The command's stdout reached its end (or could not be read).
+    Output(io::Result<ReadStats>),
+    /// The shell exited; its stdout may still be held open by a child.
+    Exited(io::Result<ExitStatus>),
+}
+
 /// Runs the command once: until it exits, or until `shutdown` (then it is
-/// killed and the result does not matter).
+/// stopped and the result does not matter).
+///
+/// The command runs in a process group of its own, and every way out of a
+/// run ends the whole group (SIGTERM, then SIGKILL after [`STOP_GRACE`]):
+/// killing `sh` alone would leave a pipeline's other processes and
+/// anything it started in the background running, still holding the
+/// stdout pipe. For the same reason the shell's exit is noticed by waiting
+/// for it, not only by the end of its output, which a background child
+/// can hold off for ever.
 async fn run_command(
     command: &str,
     hub: &Hub,
     max_frame: usize,
     shutdown: &CancellationToken,
 ) -> io::Result<ExitStatus> {
-    let mut child = Command::new("sh")
-        .arg("-c")
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
         .arg(command)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        // Whatever way this function is left (shutdown, a panic, the task
-        // being aborted), the command does not outlive it.
-        .kill_on_drop(true)
+        // If this function is left some other way (a panic, the task being
+        // aborted or dropped with the runtime), the group guard below kills
+        // the group and this kills and reaps the shell.
+        .kill_on_drop(true);
+    #[cfg(unix)]
+    cmd.process_group(0);
+    let mut child = cmd
         .spawn()
         .map_err(|e| io::Error::new(e.kind(), format!("cannot start the command with sh: {e}")))?;
+    let mut group = Group::of(&child);
     hub.set_source_state(SourceState::Running);
     tracing::info!(stream = hub.name(), pid = child.id(), "command started");
     let stderr = child
@@ -669,43 +698,145 @@ async fn run_command(
         .take()
         .map(|err| AbortOnDrop(tokio::spawn(log_stderr(err, hub.name().to_owned()))));
 
-    let read = match child.stdout.take() {
-        Some(stdout) => run_reader(stdout, hub, max_frame, shutdown).await,
-        None => Ok(ReadStats::default()),
-    };
-    match read {
-        Ok(stats) => tracing::debug!(
-            stream = hub.name(),
-            frames = stats.frames,
-            bytes = stats.bytes,
-            "command's output ended"
-        ),
-        Err(e) => {
-            // A read error on a pipe is not something waiting fixes: restart.
-            tracing::warn!(
-                stream = hub.name(),
-                "cannot read the command's output: {e}; stopping it"
-            );
-            let _ = child.start_kill();
+    let stdout = child.stdout.take();
+    let reading = async move {
+        match stdout {
+            Some(stdout) => run_reader(stdout, hub, max_frame, shutdown).await,
+            None => Ok(ReadStats::default()),
         }
-    }
-    let status = tokio::select! {
+    };
+    tokio::pin!(reading);
+    let ended = tokio::select! {
         biased;
-        _ = shutdown.cancelled() => {
-            let _ = child.kill().await;
+        _ = shutdown.cancelled() => Ended::Shutdown,
+        read = &mut reading => Ended::Output(read),
+        status = child.wait() => Ended::Exited(status),
+    };
+    let status = match ended {
+        Ended::Shutdown => {
+            group.stop(&mut child).await;
             return Err(io::Error::new(io::ErrorKind::Interrupted, "shutting down"));
         }
-        status = child.wait() => status.map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot wait for the command: {e}"))
-        })?,
+        Ended::Output(read) => {
+            match read {
+                Ok(stats) => tracing::debug!(
+                    stream = hub.name(),
+                    frames = stats.frames,
+                    bytes = stats.bytes,
+                    "command's output ended"
+                ),
+                Err(e) => {
+                    // A read error on a pipe is not something waiting
+                    // fixes: restart.
+                    tracing::warn!(
+                        stream = hub.name(),
+                        "cannot read the command's output: {e}; stopping it"
+                    );
+                    group.stop(&mut child).await;
+                }
+            }
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {
+                    group.stop(&mut child).await;
+                    return Err(io::Error::new(io::ErrorKind::Interrupted, "shutting down"));
+                }
+                status = child.wait() => status,
+            }
+        }
+        Ended::Exited(status) => {
+            // What is still in the pipe is read while the rest of the
+            // group is stopped; a child that holds the pipe goes with it.
+            let drain = tokio::time::timeout(STOP_GRACE * 2, &mut reading);
+            let (_, drained) = tokio::join!(group.stop(&mut child), drain);
+            if drained.is_err() {
+                tracing::warn!(
+                    stream = hub.name(),
+                    "the command's output is still held open by a process outside its \
+                     process group; no longer reading it"
+                );
+            }
+            status
+        }
     };
+    // Whatever the command left running goes with this run.
+    group.stop(&mut child).await;
+    let status = status
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot wait for the command: {e}")))?;
     // The last lines on stderr usually say why it exited: let them reach
-    // the log before the exit does, but do not wait for a grandchild that
+    // the log before the exit does, but do not wait for a process that
     // keeps stderr open.
     if let Some(mut task) = stderr {
         let _ = tokio::time::timeout(Duration::from_secs(1), &mut task.0).await;
     }
     Ok(status)
+}
+
+/// The process group of a running command (see [`run_command`]). Dropped
+/// before [`stop`](Group::stop) finished, it sends the group SIGKILL, so
+/// that not even a server that exits mid-run leaves the command's
+/// processes behind.
+struct Group {
+    /// The group's id (the shell's pid), until the group is stopped.
+    #[cfg(unix)]
+    pgid: Option<libc::pid_t>,
+}
+
+impl Group {
+    fn of(child: &tokio::process::Child) -> Group {
+        #[cfg(not(unix))]
+        let _ = child;
+        Group {
+            #[cfg(unix)]
+            pgid: child
+                .id()
+                .and_then(|pid| libc::pid_t::try_from(pid).ok())
+                .filter(|&pid| pid > 0),
+        }
+    }
+
+    /// Sends `signal` to every process of the group; false if none is left.
+    #[cfg(unix)]
+    fn signal(&self, signal: libc::c_int) -> bool {
+        match self.pgid {
+            // SAFETY: kill(2) with a negative pid signals a process group;
+            // it touches no memory of this process.
+            Some(pgid) => unsafe { libc::kill(-pgid, signal) == 0 },
+            None => false,
+        }
+    }
+
+    /// Ends the group: SIGTERM, a grace of [`STOP_GRACE`] to exit, then
+    /// SIGKILL; the shell is reaped either way. Does nothing the second
+    /// time.
+    async fn stop(&mut self, child: &mut tokio::process::Child) {
+        #[cfg(unix)]
+        if self.signal(libc::SIGTERM) {
+            let deadline = tokio::time::Instant::now() + STOP_GRACE;
+            // The shell is this process's child: reap it, or it would keep
+            // the group alive as a zombie. The others, orphaned, are reaped
+            // by init.
+            let _ = tokio::time::timeout_at(deadline, child.wait()).await;
+            while self.signal(0) && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            self.signal(libc::SIGKILL);
+        }
+        #[cfg(unix)]
+        {
+            self.pgid = None;
+        }
+        // Kills and reaps the shell if it is still there (without a group,
+        // all there is to kill); an error only says it is gone already.
+        let _ = child.kill().await;
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        self.signal(libc::SIGKILL);
+    }
 }
 
 /// Aborts a task when dropped, so the stderr logger of a command never

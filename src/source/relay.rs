@@ -17,10 +17,16 @@
 //! When the upstream is lost or refuses, the relay reconnects with
 //! exponential back-off; viewers stay connected and keep the last frame
 //! (the server re-sends it while idle), and `/status` shows the last error.
+//! An upstream also counts as lost when it answers with something that is
+//! no image (a login page with `200 OK`), when a frame grows past
+//! [`RelayOptions::max_frame`] (checked as bytes arrive, so an image that
+//! never ends costs no more memory than the limit), and when bytes come
+//! but no complete frame within [`RelayOptions::frame_timeout`].
 
 use bytes::{Bytes, BytesMut};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::convert::{self, ConvertOptions};
@@ -47,8 +53,13 @@ pub struct RelayOptions {
     pub backoff_min: Duration,
     /// Longest reconnect delay.
     pub backoff_max: Duration,
-    /// An upstream silent for this long is treated as lost.
+    /// An upstream silent for this long (or that takes this long to
+    /// answer the request) is treated as lost.
     pub read_timeout: Duration,
+    /// An upstream that sends bytes but no complete frame for this long is
+    /// treated as lost (a connection that drips a byte at a time would
+    /// otherwise look alive forever).
+    pub frame_timeout: Duration,
     /// Largest frame accepted from upstream.
     pub max_frame: usize,
     /// Conversion of frames that are not JPEG.
@@ -67,6 +78,7 @@ impl RelayOptions {
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
             read_timeout: Duration::from_secs(10),
+            frame_timeout: Duration::from_secs(10),
             max_frame: 16 << 20,
             convert: ConvertOptions::default(),
         }
@@ -82,10 +94,21 @@ enum UpstreamError {
     Status(reqwest::StatusCode),
     #[error("upstream sent no data for {0:?}")]
     Silent(Duration),
+    #[error("upstream sent no answer to the request within {0:?}")]
+    NoAnswer(Duration),
     #[error("upstream closed the stream")]
     Closed,
     #[error("upstream sent {0}, not an MJPEG stream or an image")]
     NotMjpeg(String),
+    #[error("upstream answered with something that is not a usable image ({0})")]
+    NotImage(String),
+    #[error(
+        "upstream sent an image larger than the frame size limit of {0} bytes \
+         (--max-frame-size); dropped the connection"
+    )]
+    TooLarge(usize),
+    #[error("upstream sent {bytes} bytes but no complete frame for {timeout:?}")]
+    NoFrame { bytes: u64, timeout: Duration },
     #[error("upstream wants Digest credentials that could not be answered: {0}")]
     Digest(String),
 }
@@ -145,6 +168,10 @@ pub async fn run(opts: RelayOptions, hub: Hub, shutdown: CancellationToken) {
             }
             Err(e) => {
                 hub.record_source_error();
+                if matches!(e, UpstreamError::TooLarge(_)) {
+                    // A frame refused, like any source's oversized frame.
+                    hub.reject(&e);
+                }
                 tracing::warn!(
                     stream = hub.name(),
                     url = opts.url,
@@ -176,7 +203,11 @@ async fn session(
     shutdown: &CancellationToken,
 ) -> Result<SessionEnd, UpstreamError> {
     let reading = async {
-        let mut res = connect(client, &opts.url).await?;
+        // reqwest bounds the TCP connect only: an upstream that accepts and
+        // never answers (or drips its headers) must not hang the session.
+        let mut res = tokio::time::timeout(opts.read_timeout, connect(client, &opts.url))
+            .await
+            .map_err(|_| UpstreamError::NoAnswer(opts.read_timeout))??;
         hub.set_source_state(SourceState::Running);
         let content_type = res
             .headers()
@@ -185,24 +216,54 @@ async fn session(
             .unwrap_or("")
             .to_string();
         let mut reader = Reader::new(&content_type, opts.max_frame);
+        if matches!(reader, Reader::Image { .. })
+            && res
+                .content_length()
+                .is_some_and(|n| n > opts.max_frame as u64)
+        {
+            return Err(UpstreamError::TooLarge(opts.max_frame));
+        }
+        // Bytes that never complete a frame (a byte a second, a part that
+        // never ends) would keep a connection that shows nothing looking
+        // alive: the next frame is due within `frame_timeout`.
+        let mut frame_due = Instant::now() + opts.frame_timeout;
+        let mut bytes_since_frame = 0u64;
         loop {
-            let chunk = match tokio::time::timeout(opts.read_timeout, res.chunk()).await {
-                Err(_) => return Err(UpstreamError::Silent(opts.read_timeout)),
+            let no_frame = |bytes| UpstreamError::NoFrame {
+                bytes,
+                timeout: opts.frame_timeout,
+            };
+            let now = Instant::now();
+            if now >= frame_due {
+                return Err(no_frame(bytes_since_frame));
+            }
+            let wait = opts.read_timeout.min(frame_due - now);
+            let chunk = match tokio::time::timeout(wait, res.chunk()).await {
+                Err(_) if bytes_since_frame > 0 && Instant::now() >= frame_due => {
+                    return Err(no_frame(bytes_since_frame))
+                }
+                Err(_) => return Err(UpstreamError::Silent(wait)),
                 Ok(r) => r?,
             };
             let Some(chunk) = chunk else { break };
+            bytes_since_frame += chunk.len() as u64;
             reader.push(&chunk)?;
             while let Some((data, stamp)) = reader.next_frame(hub) {
-                publish(hub, data, stamp, &opts.convert).await;
+                frame_due = Instant::now() + opts.frame_timeout;
+                bytes_since_frame = 0;
+                // A refused frame was counted and logged; the stream goes on.
+                let _ = publish(hub, data, stamp, &opts.convert).await;
             }
         }
         // The body ended. A single image is a poll; a stream that ends is a
-        // lost upstream.
+        // lost upstream. A body that is no usable image (a login page
+        // answered with 200) is an error like any other, so it is fetched
+        // again after the back-off, not at the polling rate.
         match reader.finish() {
-            Some(image) => {
-                publish(hub, image, None, &opts.convert).await;
-                Ok(SessionEnd::Polled)
-            }
+            Some(image) => match publish(hub, image, None, &opts.convert).await {
+                Ok(()) => Ok(SessionEnd::Polled),
+                Err(why) => Err(UpstreamError::NotImage(why)),
+            },
             None => Err(UpstreamError::Closed),
         }
     };
@@ -297,18 +358,26 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-async fn publish(hub: &Hub, data: Bytes, stamp: Option<SystemTime>, convert: &ConvertOptions) {
-    match convert::to_frame(data, convert).await {
-        Ok(frame) => {
-            if let Err(e) = hub.publish_at(frame, stamp.unwrap_or_else(SystemTime::now)) {
-                tracing::warn!(stream = hub.name(), "upstream frame refused: {e}");
-            }
-        }
+/// Publishes one upstream frame; a refused one is counted on the hub and
+/// logged, and its reason returned.
+async fn publish(
+    hub: &Hub,
+    data: Bytes,
+    stamp: Option<SystemTime>,
+    convert: &ConvertOptions,
+) -> Result<(), String> {
+    let refused = match convert::to_frame(data, convert).await {
+        Ok(frame) => match hub.publish_at(frame, stamp.unwrap_or_else(SystemTime::now)) {
+            Ok(_) => return Ok(()),
+            Err(e) => e.to_string(),
+        },
         Err(e) => {
-            tracing::warn!(stream = hub.name(), "upstream frame refused: {e}");
             hub.reject(&e);
+            e.to_string()
         }
-    }
+    };
+    tracing::warn!(stream = hub.name(), "upstream frame refused: {refused}");
+    Err(refused)
 }
 
 /// Parses the `X-Timestamp` of an upstream part (`1795476551.784749`),
@@ -361,7 +430,15 @@ impl Reader {
         match self {
             Reader::Parts(r) => r.push(chunk),
             Reader::Jpegs(s) => s.push(chunk),
-            Reader::Image { buf, .. } => buf.extend_from_slice(chunk),
+            Reader::Image { buf, max } => {
+                // Checked as bytes arrive, not at the end: an upstream
+                // whose image never ends must not grow the buffer without
+                // bound.
+                if buf.len() + chunk.len() > *max {
+                    return Err(UpstreamError::TooLarge(*max));
+                }
+                buf.extend_from_slice(chunk)
+            }
             Reader::Sniffing { buf, max } => {
                 buf.extend_from_slice(chunk);
                 let max = *max;
@@ -462,6 +539,46 @@ mod tests {
         assert_eq!(percent_decode("a%40b%3Ac"), "a@b:c");
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%4"), "%4");
+    }
+
+    /// However the body is cut into reads, an image that never ends is
+    /// refused once it passes the limit, and never buffered beyond it.
+    #[test]
+    fn an_endless_image_is_refused_at_the_limit_whatever_the_chunking() {
+        let hub = Hub::new("t");
+        let mut rng = 0x2545_F491_4F6C_DD1D_u64;
+        for max in [1, 100, 4096, 100_000] {
+            for content_type in ["image/jpeg", "", "application/octet-stream"] {
+                let mut reader = Reader::new(content_type, max);
+                let mut fed = 0usize;
+                let refused = loop {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    let n = (rng % 9000) as usize + 1;
+                    // A JPEG start, then bytes that never end it.
+                    let chunk: Vec<u8> = (fed..fed + n)
+                        .map(|i| [0xFF, 0xD8, 0xFF, 0xE0].get(i).copied().unwrap_or(0x55))
+                        .collect();
+                    fed += n;
+                    let result = reader.push(&chunk);
+                    while reader.next_frame(&hub).is_some() {}
+                    let held = match &reader {
+                        Reader::Image { buf, .. } | Reader::Sniffing { buf, .. } => buf.len(),
+                        Reader::Jpegs(s) => s.buffered(),
+                        Reader::Parts(p) => p.buffered(),
+                    };
+                    assert!(
+                        held <= max.max(4096) + 9000,
+                        "{content_type:?}, limit {max}: {held} bytes held"
+                    );
+                    if result.is_err() || fed > 2 * max + 20_000 {
+                        break result.is_err() || hub.stats().frames_rejected > 0;
+                    }
+                };
+                assert!(refused, "{content_type:?}, limit {max}: never refused");
+            }
+        }
     }
 
     #[test]

@@ -45,12 +45,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::SourceError;
+use super::{SourceError, SourceOptions};
 use crate::convert::{self, ConvertOptions};
 use crate::frame::{Frame, ImageKind};
 use crate::hub::{Hub, SourceState};
@@ -96,11 +95,6 @@ const REWATCH: Duration = Duration::from_secs(1);
 /// while it keeps changing, so that one file that is written forever cannot
 /// hold up the files behind it.
 const HEAD_PATIENCE: Duration = Duration::from_secs(2);
-
-/// Files larger than this are refused without being read: no image the
-/// server can stream is that large, and reading a video or a disk image by
-/// mistake must not take the memory.
-const MAX_FILE_BYTES: u64 = 64 << 20;
 
 /// Events held between the watcher's thread and the source task. Past this
 /// the folder is looked at as a whole instead (see [`Batch::rescan`]).
@@ -251,13 +245,15 @@ pub async fn check(path: &Path, opts: &WatchOptions) -> Result<(), SourceError> 
 /// each image that arrives in it is published in order of arrival.
 /// Otherwise `path` is a file, published whenever it changes; it may not
 /// exist yet, and may be deleted and created again. Images of any format go
-/// through [`convert::to_frame`] with `convert`. Never returns an error:
+/// through [`convert::to_frame`] with `source.convert`; only regular files
+/// are read, and files over `source.max_frame` bytes are refused unread.
+/// Never returns an error:
 /// problems are logged, counted on the hub and shown in its
 /// [`SourceState`], and the watch carries on.
 pub async fn run(
     path: PathBuf,
     opts: WatchOptions,
-    convert: ConvertOptions,
+    source: SourceOptions,
     hub: Hub,
     shutdown: CancellationToken,
 ) {
@@ -278,15 +274,13 @@ pub async fn run(
     let mut notes = Notes::default();
     let mut feed = Feed::open(&dir, poll, &hub, &mut notes);
     let mut worker = match target {
-        Target::File { name, .. } => {
-            Worker::File(FileWorker::new(path, name, convert, hub.clone()))
-        }
+        Target::File { name, .. } => Worker::File(FileWorker::new(path, name, source, hub.clone())),
         Target::Folder(_) => Worker::Folder(FolderWorker::new(
             dir.clone(),
             matcher,
             opts.delete_after,
             feed.polling(),
-            convert,
+            source,
             hub.clone(),
         )),
     };
@@ -585,25 +579,12 @@ impl Stamp {
     }
 }
 
-/// Reads a file whole, refusing (without reading) one too large to be an
-/// image. Returns the stamp it had before the read.
-async fn read_file(path: &Path) -> io::Result<(Stamp, Bytes)> {
-    let file = tokio::fs::File::open(path).await?;
-    let meta = file.metadata().await?;
-    if meta.is_dir() {
-        return Err(io::Error::other("is a folder, not a file"));
-    }
-    let stamp = Stamp::of(&meta);
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(io::Error::other(format!(
-            "{} bytes is too large for an image (at most {} MiB)",
-            meta.len(),
-            MAX_FILE_BYTES >> 20
-        )));
-    }
-    let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut data).await?;
-    Ok((stamp, data.into()))
+/// Reads a file whole, if it is a regular file of at most `limit` bytes
+/// (`--max-frame-size`; see [`super::read_image_file`]). Returns the stamp
+/// it had when opened.
+async fn read_file(path: &Path, limit: usize) -> io::Result<(Stamp, Bytes)> {
+    let (meta, data) = super::read_image_file(path, limit).await?;
+    Ok((Stamp::of(&meta), data.into()))
 }
 
 /// Whether bytes look like a whole image of their format: a cheap test done
@@ -742,7 +723,8 @@ impl Worker {
 struct FileWorker {
     path: PathBuf,
     name: OsString,
-    convert: ConvertOptions,
+    /// Conversion of other formats, and the largest file read.
+    source: SourceOptions,
     hub: Hub,
     checker: Checker,
     /// The bytes on show, to skip events that changed nothing.
@@ -758,11 +740,11 @@ struct FileWorker {
 }
 
 impl FileWorker {
-    fn new(path: PathBuf, name: OsString, convert: ConvertOptions, hub: Hub) -> FileWorker {
+    fn new(path: PathBuf, name: OsString, source: SourceOptions, hub: Hub) -> FileWorker {
         FileWorker {
             path,
             name,
-            convert,
+            source,
             hub,
             checker: Checker::default(),
             published: None,
@@ -821,7 +803,7 @@ impl FileWorker {
     /// Reads the file and publishes it if it is a new, complete image.
     async fn examine(&mut self, finished: bool) {
         self.retry_at = None;
-        let data = match read_file(&self.path).await {
+        let data = match read_file(&self.path, self.source.max_frame).await {
             Ok((stamp, data)) => {
                 self.stamp = Some(stamp);
                 self.read_error = None;
@@ -858,7 +840,7 @@ impl FileWorker {
         }
         match self
             .checker
-            .check(data.clone(), finished, &self.convert)
+            .check(data.clone(), finished, &self.source.convert)
             .await
         {
             Verdict::Frame(frame) => match self.hub.publish(frame) {
@@ -936,7 +918,8 @@ struct FolderWorker {
     /// `Some` while polling: no events, so files are taken once a scan sees
     /// them unchanged since the previous one.
     poll: Option<Duration>,
-    convert: ConvertOptions,
+    /// Conversion of other formats, and the largest file read.
+    source: SourceOptions,
     hub: Hub,
     checker: Checker,
     queue: VecDeque<Queued>,
@@ -958,7 +941,7 @@ impl FolderWorker {
         matcher: Option<GlobMatcher>,
         delete_after: bool,
         poll: Option<Duration>,
-        convert: ConvertOptions,
+        source: SourceOptions,
         hub: Hub,
     ) -> FolderWorker {
         FolderWorker {
@@ -966,7 +949,7 @@ impl FolderWorker {
             matcher,
             delete_after,
             poll,
-            convert,
+            source,
             hub,
             checker: Checker::default(),
             queue: VecDeque::new(),
@@ -1053,11 +1036,11 @@ impl FolderWorker {
         // Newest first; a few tries, not the whole folder, if they are bad.
         for (name, _) in files.iter().rev().take(8) {
             let path = self.dir.join(name);
-            let Ok((stamp, data)) = read_file(&path).await else {
+            let Ok((stamp, data)) = read_file(&path, self.source.max_frame).await else {
                 continue;
             };
             self.seen.insert(name.clone(), stamp);
-            match convert::to_frame(data, &self.convert).await {
+            match convert::to_frame(data, &self.source.convert).await {
                 Ok(frame) => {
                     if self.hub.publish(frame).is_ok() {
                         self.published = true;
@@ -1237,7 +1220,7 @@ impl FolderWorker {
 
     async fn try_publish(&mut self, name: &OsStr) -> Step {
         let path = self.dir.join(name);
-        let (stamp, data) = match read_file(&path).await {
+        let (stamp, data) = match read_file(&path, self.source.max_frame).await {
             Ok(read) => read,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Step::Done,
             Err(e) => {
@@ -1256,7 +1239,7 @@ impl FolderWorker {
             // Closed again without a change.
             return Step::Done;
         }
-        match self.checker.check(data, true, &self.convert).await {
+        match self.checker.check(data, true, &self.source.convert).await {
             Verdict::Frame(frame) => {
                 self.seen.insert(name.to_os_string(), stamp);
                 match self.hub.publish(frame) {
@@ -1398,7 +1381,7 @@ mod tests {
             None,
             false,
             None,
-            ConvertOptions::default(),
+            SourceOptions::default(),
             Hub::new("t"),
         );
         for name in [".tmp123", "img.jpg.part", "x.tmp", "a.jpg~", ".img.jpg"] {
