@@ -1028,7 +1028,7 @@ struct Checked<K: Kind>(K::Value);
 
 trait Kind {
     type Value;
-    fn from_number(n: f64, integer: bool) -> Result<Self::Value, String>;
+    fn from_number(n: Number) -> Result<Self::Value, String>;
     fn from_str(s: &str) -> Result<Self::Value, String> {
         Err(format!("expected a number, found the string {s:?}"))
     }
@@ -1043,17 +1043,19 @@ impl<'de, K: Kind> Deserialize<'de> for Checked<K> {
                 f.write_str("a number")
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Checked<K>, E> {
-                K::from_number(v as f64, true)
+                K::from_number(Number::Integer(i128::from(v)))
                     .map(Checked)
                     .map_err(E::custom)
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Checked<K>, E> {
-                K::from_number(v as f64, true)
+                K::from_number(Number::Integer(i128::from(v)))
                     .map(Checked)
                     .map_err(E::custom)
             }
             fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Checked<K>, E> {
-                K::from_number(v, false).map(Checked).map_err(E::custom)
+                K::from_number(Number::Float(v))
+                    .map(Checked)
+                    .map_err(E::custom)
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Checked<K>, E> {
                 K::from_str(v).map(Checked).map_err(E::custom)
@@ -1070,8 +1072,8 @@ impl<'de, K: Kind> Deserialize<'de> for Checked<K> {
 struct Positive;
 impl Kind for Positive {
     type Value = f64;
-    fn from_number(n: f64, _: bool) -> Result<f64, String> {
-        check_seconds(n, true)
+    fn from_number(n: Number) -> Result<f64, String> {
+        check_seconds(n.value(), true)
     }
 }
 
@@ -1079,8 +1081,8 @@ impl Kind for Positive {
 struct Fps;
 impl Kind for Fps {
     type Value = f64;
-    fn from_number(n: f64, _: bool) -> Result<f64, String> {
-        check_fps(n)
+    fn from_number(n: Number) -> Result<f64, String> {
+        check_fps(n.value())
     }
 }
 
@@ -1088,16 +1090,41 @@ impl Kind for Fps {
 struct Seconds;
 impl Kind for Seconds {
     type Value = f64;
-    fn from_number(n: f64, _: bool) -> Result<f64, String> {
-        check_seconds(n, false)
+    fn from_number(n: Number) -> Result<f64, String> {
+        check_seconds(n.value(), false)
     }
 }
 
-fn whole_in(n: f64, integer: bool, lo: u32, hi: u32) -> Result<u32, String> {
-    if integer && n >= lo as f64 && n <= hi as f64 {
-        Ok(n as u32)
-    } else {
-        Err(format!("{n} is not a whole number from {lo} to {hi}"))
+/// A number as the config file wrote it: a whole number exactly (so that
+/// an error shows it as written, not rounded through a float), or a float.
+#[derive(Debug, Clone, Copy)]
+enum Number {
+    Integer(i128),
+    Float(f64),
+}
+
+impl Number {
+    fn value(self) -> f64 {
+        match self {
+            Number::Integer(i) => i as f64,
+            Number::Float(f) => f,
+        }
+    }
+}
+
+impl fmt::Display for Number {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Number::Integer(i) => write!(f, "{i}"),
+            Number::Float(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+fn whole_in(n: Number, lo: u32, hi: u32) -> Result<u32, String> {
+    match n {
+        Number::Integer(i) if (i128::from(lo)..=i128::from(hi)).contains(&i) => Ok(i as u32),
+        _ => Err(format!("{n} is not a whole number from {lo} to {hi}")),
     }
 }
 
@@ -1105,8 +1132,8 @@ fn whole_in(n: f64, integer: bool, lo: u32, hi: u32) -> Result<u32, String> {
 struct Connections;
 impl Kind for Connections {
     type Value = u32;
-    fn from_number(n: f64, integer: bool) -> Result<u32, String> {
-        whole_in(n, integer, 1, u32::MAX)
+    fn from_number(n: Number) -> Result<u32, String> {
+        whole_in(n, 1, u32::MAX)
     }
 }
 
@@ -1114,8 +1141,8 @@ impl Kind for Connections {
 struct PrefixBits;
 impl Kind for PrefixBits {
     type Value = u8;
-    fn from_number(n: f64, integer: bool) -> Result<u8, String> {
-        whole_in(n, integer, 0, 128).map(|v| v as u8)
+    fn from_number(n: Number) -> Result<u8, String> {
+        whole_in(n, 0, 128).map(|v| v as u8)
     }
 }
 
@@ -1123,8 +1150,8 @@ impl Kind for PrefixBits {
 struct Count;
 impl Kind for Count {
     type Value = u32;
-    fn from_number(n: f64, integer: bool) -> Result<u32, String> {
-        whole_in(n, integer, 0, u32::MAX)
+    fn from_number(n: Number) -> Result<u32, String> {
+        whole_in(n, 0, u32::MAX)
     }
 }
 
@@ -1132,8 +1159,8 @@ impl Kind for Count {
 struct HeaderSize;
 impl Kind for HeaderSize {
     type Value = usize;
-    fn from_number(n: f64, integer: bool) -> Result<usize, String> {
-        Size::from_number(n, integer).and_then(check_header_size)
+    fn from_number(n: Number) -> Result<usize, String> {
+        Size::from_number(n).and_then(check_header_size)
     }
     fn from_str(s: &str) -> Result<usize, String> {
         header_size(s)
@@ -1144,8 +1171,8 @@ impl Kind for HeaderSize {
 struct Quality;
 impl Kind for Quality {
     type Value = u8;
-    fn from_number(n: f64, integer: bool) -> Result<u8, String> {
-        whole_in(n, integer, 1, 100).map(|v| v as u8)
+    fn from_number(n: Number) -> Result<u8, String> {
+        whole_in(n, 1, 100).map(|v| v as u8)
     }
 }
 
@@ -1153,8 +1180,8 @@ impl Kind for Quality {
 struct Pixels;
 impl Kind for Pixels {
     type Value = u32;
-    fn from_number(n: f64, integer: bool) -> Result<u32, String> {
-        whole_in(n, integer, 1, 65535)
+    fn from_number(n: Number) -> Result<u32, String> {
+        whole_in(n, 1, 65535)
     }
 }
 
@@ -1163,11 +1190,11 @@ impl Kind for Pixels {
 struct Size;
 impl Kind for Size {
     type Value = usize;
-    fn from_number(n: f64, integer: bool) -> Result<usize, String> {
-        if integer && n >= 1.0 && n <= usize::MAX as f64 {
-            Ok(n as usize)
-        } else {
-            Err(format!("{n} is not a size: use e.g. 16777216 or \"16M\""))
+    fn from_number(n: Number) -> Result<usize, String> {
+        match n {
+            Number::Integer(i) if i >= 1 => usize::try_from(i)
+                .map_err(|_| format!("{n} bytes is more than this machine can hold")),
+            _ => Err(format!("{n} is not a size: use e.g. 16777216 or \"16M\"")),
         }
     }
     fn from_str(s: &str) -> Result<usize, String> {
@@ -1295,6 +1322,14 @@ mod tests {
         assert_eq!(l.0, [ListenAddr::Unix("/run/x.sock".into())]);
         let e = parse("listen = []").unwrap_err().to_string();
         assert!(e.contains("at least one address"), "{e}");
+        // Whole numbers are shown as written, not rounded through a float.
+        let e = parse("max-connections = 9223372036854775807")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("9223372036854775807 is not a whole number from 1 to 4294967295"),
+            "{e}"
+        );
         let e = parse("max-frame-size = true").unwrap_err().to_string();
         assert!(e.contains("key `max-frame-size`"), "{e}");
         assert_eq!(line_column("ab\ncdé\nf", 7), (2, 4));
