@@ -824,21 +824,42 @@ async fn push_images(
     // Until the first bytes tell what the body is.
     let mut head = BytesMut::new();
     let mut splitter: Option<Splitter> = None;
+    // How much of `head` is known to hold no line break: the search for the
+    // end of a first `--boundary` line goes on from there, so that a line
+    // that never ends is looked at once, not again on every piece.
+    let mut searched = 0;
     while let Some(data) = next_chunk(&mut body, opts.push_idle_timeout).await? {
         if let Some(splitter) = splitter.as_mut() {
             splitter.push(&data);
             drain(hub, splitter, opts, tally).await?;
             continue;
         }
+        let decided = head.len() >= JPEG_OR_MULTIPART && !head.starts_with(b"--");
         head.extend_from_slice(&data);
+        if decided {
+            // Neither a JPEG nor a multipart stream: one image of another
+            // format, converted when the body ends.
+            if head.len() > limit {
+                return Err(Refusal::TooLarge(limit));
+            }
+            continue;
+        }
         if head.starts_with(b"--") {
-            let Some(eol) = memchr::memchr(b'\n', &head) else {
+            let Some(eol) = memchr::memchr(b'\n', &head[searched..]).map(|i| searched + i) else {
+                searched = head.len();
                 if head.len() > limit {
                     return Err(Refusal::TooLarge(limit));
                 }
                 continue;
             };
             let boundary = String::from_utf8_lossy(&head[2..eol]).trim().to_string();
+            if boundary.is_empty() {
+                // RFC 2046 boundaries are 1 to 70 characters; with none,
+                // every line that starts with "--" would end a part.
+                return Err(Refusal::Body(
+                    "the body starts with a \"--\" line that names no boundary: a multipart body starts with --BOUNDARY (or send Content-Type: multipart/x-mixed-replace; boundary=BOUNDARY)".into(),
+                ));
+            }
             let mut reader = PartReader::new(&boundary, limit);
             reader.push(&head);
             return read_parts(hub, body, reader, opts, tally).await;
@@ -866,6 +887,10 @@ async fn push_images(
         None => Ok(()),
     }
 }
+
+/// How many first bytes of a push tell a JPEG (`FF D8 FF`) or a multipart
+/// stream (`--`) from anything else.
+const JPEG_OR_MULTIPART: usize = 3;
 
 /// Publishes the frames the splitter has found; a frame it had to drop
 /// ends the push with the reason.
