@@ -718,7 +718,10 @@ impl Refusal {
             Refusal::Frame(PublishError::Frame(FrameError::NotImage(_)))
             | Refusal::Frame(PublishError::Frame(FrameError::NotJpeg(_)))
             | Refusal::Split(Problem::Garbage { .. }) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Refusal::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::TooLarge(_)
+            | Refusal::Frame(PublishError::Frame(FrameError::TooManyPixels { .. })) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             Refusal::Idle(_) => StatusCode::REQUEST_TIMEOUT,
             _ => StatusCode::BAD_REQUEST,
         }
