@@ -1401,4 +1401,39 @@ mod tests {
             assert_eq!(got[got.len() - 2].as_ref(), good.as_slice());
         }
     }
+
+    #[test]
+    fn random_streams_hold_the_fuzz_checks() {
+        // Streams assembled from the pieces JPEGs are made of (starts, ends,
+        // segments, scans, fill, broken lengths), so that random ones reach
+        // the walk's every state: the same checks as the fuzz target.
+        const PIECES: &[&[u8]] = &[
+            b"\xFF\xD8\xFF",
+            b"\xFF\xD9",
+            b"\xFF\xFE\x00\x06",
+            b"\xFF\xFE\x00\x40",
+            b"\xFF\xC0\x00\x0B\x08\x00\x10\x00\x10\x01\x01\x11\x00",
+            b"\xFF\xDA\x00\x02",
+            b"\xFF\xC4\x00\x01",
+            b"\xFF\x00",
+            b"\xFF",
+            b"\xD0",
+            b"\x11\x22\x33",
+            b"\x00",
+        ];
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        for round in 0..2000u32 {
+            let mut stream = vec![(round % 256) as u8, (round / 7 % 256) as u8];
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            for _ in 0..(rng % 300) {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                stream.extend_from_slice(PIECES[(rng % PIECES.len() as u64) as usize]);
+            }
+            fuzz_split(&stream);
+        }
+    }
 }
