@@ -150,7 +150,7 @@ impl Scan {
 /// A push parser for multipart bodies.
 ///
 /// Its work is linear in its input, whatever the input and however it is
-/// cut into pushes: every search keeps its place ([`Scan`]) instead of
+/// cut into pushes: every search keeps its place instead of
 /// starting again from the front of the buffer, a delimiter line is
 /// recognised by reading forward from a line start (never by counting dashes
 /// backwards from each match of the boundary, which is quadratic in a body
