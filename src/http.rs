@@ -708,6 +708,7 @@ enum Refusal {
     Split(Problem),
     TooLarge(usize),
     Empty,
+    NoBoundary,
     Body(String),
     Idle(Duration),
 }
@@ -742,6 +743,10 @@ impl std::fmt::Display for Refusal {
             Refusal::Split(e) => write!(f, "{e}"),
             Refusal::TooLarge(limit) => write!(f, "frame larger than the limit of {limit} bytes"),
             Refusal::Empty => write!(f, "empty body: nothing to publish"),
+            Refusal::NoBoundary => write!(
+                f,
+                "the body starts with a \"--\" line that names no boundary: a multipart body starts with --BOUNDARY (or send Content-Type: multipart/x-mixed-replace; boundary=BOUNDARY)"
+            ),
             Refusal::Body(e) => write!(f, "reading the body failed: {e}"),
             Refusal::Idle(idle) => write!(
                 f,
@@ -859,9 +864,7 @@ async fn push_images(
             if boundary.is_empty() {
                 // RFC 2046 boundaries are 1 to 70 characters; with none,
                 // every line that starts with "--" would end a part.
-                return Err(Refusal::Body(
-                    "the body starts with a \"--\" line that names no boundary: a multipart body starts with --BOUNDARY (or send Content-Type: multipart/x-mixed-replace; boundary=BOUNDARY)".into(),
-                ));
+                return Err(Refusal::NoBoundary);
             }
             let mut reader = PartReader::new(&boundary, limit);
             reader.push(&head);
