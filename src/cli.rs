@@ -66,6 +66,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         quality: settings.jpeg_quality,
         max_width: settings.max_width,
         max_height: settings.max_height,
+        max_pixels: settings.max_pixels,
     };
     let access = settings
         .auth

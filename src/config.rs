@@ -100,6 +100,11 @@ pub struct Cli {
     #[arg(long, value_name = "PIXELS", value_parser = clap::value_parser!(u32).range(1..=65535))]
     pub max_height: Option<u32>,
 
+    /// Refuse images (JPEGs too) whose header declares more pixels than
+    /// this, before decoding them. Default: 50000000.
+    #[arg(long, value_name = "PIXELS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_pixels: Option<u64>,
+
     /// Most viewers of one stream; more get 503. Default: 0, no limit of
     /// its own (--max-connections still applies).
     #[arg(long, value_name = "N")]
@@ -395,6 +400,8 @@ pub struct Settings {
     /// Shrink converted images taller than this.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_height: Option<u32>,
+    /// Most pixels an image may declare.
+    pub max_pixels: u64,
     /// Most viewers of one stream; 0 = no limit of its own.
     pub max_clients_per_stream: u32,
     /// Most connections from one address; 0 = no limit.
@@ -437,6 +444,7 @@ impl Default for Settings {
             jpeg_quality: 85,
             max_width: None,
             max_height: None,
+            max_pixels: crate::convert::DEFAULT_MAX_PIXELS,
             max_clients_per_stream: 0,
             max_connections_per_address: 256,
             ipv6_prefix: 64,
@@ -699,6 +707,10 @@ impl Settings {
                 .unwrap_or(d.jpeg_quality),
             max_width: cli.max_width.or(file.max_width.map(|v| v.0)),
             max_height: cli.max_height.or(file.max_height.map(|v| v.0)),
+            max_pixels: cli
+                .max_pixels
+                .or(file.max_pixels.map(|v| v.0))
+                .unwrap_or(d.max_pixels),
             max_clients_per_stream: cli
                 .max_clients_per_stream
                 .or(file.max_clients_per_stream.map(|v| v.0))
@@ -796,6 +808,7 @@ struct FileConfig {
     jpeg_quality: Option<Checked<Quality>>,
     max_width: Option<Checked<Pixels>>,
     max_height: Option<Checked<Pixels>>,
+    max_pixels: Option<Checked<PixelCount>>,
     max_clients_per_stream: Option<Checked<Count>>,
     max_connections_per_address: Option<Checked<Count>>,
     ipv6_prefix: Option<Checked<PrefixBits>>,
@@ -1182,6 +1195,21 @@ impl Kind for Pixels {
     type Value = u32;
     fn from_number(n: Number) -> Result<u32, String> {
         whole_in(n, 1, 65535)
+    }
+}
+
+#[derive(Debug)]
+struct PixelCount;
+impl Kind for PixelCount {
+    type Value = u64;
+    fn from_number(n: f64, integer: bool) -> Result<u64, String> {
+        if integer && n >= 1.0 && n <= u64::MAX as f64 {
+            Ok(n as u64)
+        } else {
+            Err(format!(
+                "{n} is not a number of pixels: use a whole number such as 50000000"
+            ))
+        }
     }
 }
 

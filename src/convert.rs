@@ -7,12 +7,36 @@
 //! `image` crate and encoded to JPEG with `jpeg-encoder`, once per frame and
 //! on the blocking thread pool, so the async workers that serve clients are
 //! never busy decoding and no client ever causes an encode.
+//!
+//! An image's cost is its area, not its size in bytes: a 34-byte WebP may
+//! declare 11000×11000 pixels and take 500 MB to decode. So the size is read
+//! from the header and checked against [`ConvertOptions::max_pixels`]
+//! before anything is decoded (a JPEG's size comes from its frame header
+//! and is checked the same way, since viewers decode it), the decoder is
+//! given an allocation limit to match, and at most one conversion per core
+//! runs at a time ([`to_frame`] waits for a turn), so the memory that
+//! conversions take is bounded however many images arrive at once.
 
 use bytes::Bytes;
 use image::imageops::FilterType;
-use image::ImageFormat;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
+use std::sync::{Arc, LazyLock};
+use tokio::sync::Semaphore;
 
-use crate::frame::{Frame, FrameError, ImageKind};
+use crate::frame::{check_pixels, Frame, FrameError, ImageKind};
+
+/// The default of [`ConvertOptions::max_pixels`]: 50 million pixels, more
+/// than an 8K frame (33 MP) and a 48 MP phone photo.
+pub const DEFAULT_MAX_PIXELS: u64 = 50_000_000;
+
+/// Turns for conversions, one per core: decoding and encoding are CPU-bound,
+/// so more at once would not finish sooner, and each holds its image's
+/// pixels while it runs.
+static CONVERSIONS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
+    Arc::new(Semaphore::new(
+        std::thread::available_parallelism().map_or(2, |n| n.get()),
+    ))
+});
 
 /// How images that are not JPEG become JPEG.
 #[derive(Debug, Clone)]
@@ -23,6 +47,9 @@ pub struct ConvertOptions {
     pub max_width: Option<u32>,
     /// Shrink converted images taller than this (keeping the aspect ratio).
     pub max_height: Option<u32>,
+    /// Refuse images (JPEGs too) whose header declares more pixels than
+    /// this, before decoding them. Default: [`DEFAULT_MAX_PIXELS`].
+    pub max_pixels: u64,
 }
 
 impl Default for ConvertOptions {
@@ -31,31 +58,46 @@ impl Default for ConvertOptions {
             quality: 85,
             max_width: None,
             max_height: None,
+            max_pixels: DEFAULT_MAX_PIXELS,
         }
     }
 }
 
 /// Turns image bytes of any supported format into a frame, off the async
 /// workers when a conversion is needed.
+///
+/// Conversions take turns: at most one per core runs at once, shared by
+/// every caller, and the others wait here without holding a thread.
 pub async fn to_frame(data: Bytes, opts: &ConvertOptions) -> Result<Frame, FrameError> {
     match ImageKind::detect(&data) {
         // Checking a JPEG is a fast marker walk: no need for another thread.
-        ImageKind::Jpeg => Frame::from_jpeg(data),
+        ImageKind::Jpeg => Frame::from_jpeg_within(data, opts.max_pixels),
         _ => {
             let opts = opts.clone();
-            tokio::task::spawn_blocking(move || to_frame_blocking(data, &opts))
+            let turn = CONVERSIONS
+                .clone()
+                .acquire_owned()
                 .await
-                .map_err(|e| FrameError::Encode(format!("converter task failed: {e}")))?
+                .map_err(|e| FrameError::Encode(format!("converter closed: {e}")))?;
+            // The turn goes with the work, so that it ends when the work
+            // does even if this caller stops waiting for it.
+            tokio::task::spawn_blocking(move || {
+                let _turn = turn;
+                to_frame_blocking(data, &opts)
+            })
+            .await
+            .map_err(|e| FrameError::Encode(format!("converter task failed: {e}")))?
         }
     }
 }
 
 /// Like [`to_frame`], on the calling thread (for code that is already on a
-/// blocking thread).
+/// blocking thread). It does not wait for a turn: the caller bounds how many
+/// run at once.
 pub fn to_frame_blocking(data: Bytes, opts: &ConvertOptions) -> Result<Frame, FrameError> {
     let kind = ImageKind::detect(&data);
     let format = match kind {
-        ImageKind::Jpeg => return Frame::from_jpeg(data),
+        ImageKind::Jpeg => return Frame::from_jpeg_within(data, opts.max_pixels),
         ImageKind::Png => ImageFormat::Png,
         ImageKind::Gif => ImageFormat::Gif,
         ImageKind::Bmp => ImageFormat::Bmp,
@@ -65,11 +107,13 @@ pub fn to_frame_blocking(data: Bytes, opts: &ConvertOptions) -> Result<Frame, Fr
             return Err(FrameError::NotImage(kind))
         }
     };
-    let img =
-        image::load_from_memory_with_format(&data, format).map_err(|e| FrameError::Decode {
+    let img = decode_within(&data, format, opts.max_pixels).map_err(|e| match e {
+        Refused::Pixels(e) => e,
+        Refused::Decoder(e) => FrameError::Decode {
             kind,
             reason: e.to_string(),
-        })?;
+        },
+    })?;
     let (w, h) = (img.width(), img.height());
     let max_w = opts.max_width.unwrap_or(u32::MAX).min(u32::from(u16::MAX));
     let max_h = opts.max_height.unwrap_or(u32::MAX).min(u32::from(u16::MAX));
@@ -89,6 +133,30 @@ pub fn to_frame_blocking(data: Bytes, opts: &ConvertOptions) -> Result<Frame, Fr
         )
         .map_err(|e| FrameError::Encode(e.to_string()))?;
     Frame::from_jpeg(jpeg)
+}
+
+enum Refused {
+    Pixels(FrameError),
+    Decoder(image::ImageError),
+}
+
+/// Decodes `data` if its header declares at most `max_pixels` pixels.
+fn decode_within(
+    data: &[u8],
+    format: ImageFormat,
+    max_pixels: u64,
+) -> Result<DynamicImage, Refused> {
+    let mut reader = ImageReader::with_format(std::io::Cursor::new(data), format);
+    // The decoder's own allocation limit, in case a format allocates more
+    // than its declared size says (frames of a GIF, strips of a TIFF): the
+    // pixels at up to 16 bits per RGBA channel.
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(max_pixels.saturating_mul(8).max(1 << 20));
+    reader.limits(limits);
+    let decoder = reader.into_decoder().map_err(Refused::Decoder)?;
+    let (width, height) = decoder.dimensions();
+    check_pixels(width, height, max_pixels).map_err(Refused::Pixels)?;
+    DynamicImage::from_decoder(decoder).map_err(Refused::Decoder)
 }
 
 #[cfg(test)]
@@ -136,5 +204,34 @@ mod tests {
         let cut = err(&png[..png.len() / 2]).to_string();
         assert!(cut.starts_with("cannot decode a PNG image"), "{cut}");
         assert!(matches!(err(&corpus("truncated.jpg")), FrameError::Jpeg(_)));
+    }
+
+    #[test]
+    fn the_pixel_limit_is_checked_from_the_header_for_every_format() {
+        // image.png is 320×240, progressive.jpg passes through untouched.
+        let png = corpus("image.png");
+        let at = |max_pixels| ConvertOptions {
+            max_pixels,
+            ..ConvertOptions::default()
+        };
+        assert!(to_frame_blocking(png.clone(), &at(320 * 240)).is_ok());
+        let err = to_frame_blocking(png, &at(320 * 240 - 1)).unwrap_err();
+        assert_eq!(
+            err,
+            FrameError::TooManyPixels {
+                width: 320,
+                height: 240,
+                limit: 76799
+            }
+        );
+        assert!(err.to_string().contains("320x240") && err.to_string().contains("--max-pixels"));
+        let jpeg = corpus("progressive.jpg");
+        let info = crate::jpeg::validate(&jpeg).unwrap();
+        let pixels = u64::from(info.width) * u64::from(info.height);
+        assert!(to_frame_blocking(jpeg.clone(), &at(pixels)).is_ok());
+        assert!(matches!(
+            to_frame_blocking(jpeg, &at(pixels - 1)),
+            Err(FrameError::TooManyPixels { .. })
+        ));
     }
 }

@@ -46,6 +46,18 @@ impl Frame {
         &self.jpeg
     }
 
+    /// Like [`from_jpeg`](Self::from_jpeg), and refuses a JPEG whose frame
+    /// header declares more than `max_pixels` pixels.
+    ///
+    /// The marker walk does not decode, so nothing else would stop a frame
+    /// that declares 65535×65535 from reaching every viewer's decoder, which
+    /// would try to allocate 16 GB for it.
+    pub fn from_jpeg_within(data: impl Into<Bytes>, max_pixels: u64) -> Result<Frame, FrameError> {
+        let frame = Frame::from_jpeg(data)?;
+        check_pixels(frame.width.into(), frame.height.into(), max_pixels)?;
+        Ok(frame)
+    }
+
     /// Width in pixels, from the JPEG frame header.
     pub fn width(&self) -> u16 {
         self.width
@@ -78,6 +90,20 @@ impl fmt::Debug for Frame {
     }
 }
 
+/// Refuses an image of `width`×`height` if it has more than `max_pixels`
+/// pixels: what it would take to decode or show it grows with its area, not
+/// with its size in bytes.
+pub fn check_pixels(width: u32, height: u32, max_pixels: u64) -> Result<(), FrameError> {
+    if u64::from(width) * u64::from(height) > max_pixels {
+        return Err(FrameError::TooManyPixels {
+            width,
+            height,
+            limit: max_pixels,
+        });
+    }
+    Ok(())
+}
+
 /// Why bytes could not become a frame.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
@@ -101,6 +127,19 @@ pub enum FrameError {
     /// Encoding the converted image as JPEG failed.
     #[error("cannot encode as JPEG: {0}")]
     Encode(String),
+    /// The image declares more pixels than allowed (checked from its header,
+    /// before decoding).
+    #[error(
+        "an image of {width}x{height} pixels is over the limit of {limit} pixels; raise --max-pixels (config key max-pixels) to accept it"
+    )]
+    TooManyPixels {
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+        /// The limit ([`ConvertOptions::max_pixels`](crate::convert::ConvertOptions::max_pixels)).
+        limit: u64,
+    },
 }
 
 /// What a buffer looks like, judged by its first bytes (never by a file

@@ -762,6 +762,7 @@ enum Refusal {
     Split(Problem),
     TooLarge(usize),
     Empty,
+    NoBoundary,
     Body(String),
     Idle(Duration),
 }
@@ -772,7 +773,10 @@ impl Refusal {
             Refusal::Frame(PublishError::Frame(FrameError::NotImage(_)))
             | Refusal::Frame(PublishError::Frame(FrameError::NotJpeg(_)))
             | Refusal::Split(Problem::Garbage { .. }) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Refusal::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::TooLarge(_)
+            | Refusal::Frame(PublishError::Frame(FrameError::TooManyPixels { .. })) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             Refusal::Idle(_) => StatusCode::REQUEST_TIMEOUT,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -793,6 +797,10 @@ impl std::fmt::Display for Refusal {
             Refusal::Split(e) => write!(f, "{e}"),
             Refusal::TooLarge(limit) => write!(f, "frame larger than the limit of {limit} bytes"),
             Refusal::Empty => write!(f, "empty body: nothing to publish"),
+            Refusal::NoBoundary => write!(
+                f,
+                "the body starts with a \"--\" line that names no boundary: a multipart body starts with --BOUNDARY (or send Content-Type: multipart/x-mixed-replace; boundary=BOUNDARY)"
+            ),
             Refusal::Body(e) => write!(f, "reading the body failed: {e}"),
             Refusal::Idle(idle) => write!(
                 f,
@@ -878,21 +886,40 @@ async fn push_images(
     // Until the first bytes tell what the body is.
     let mut head = BytesMut::new();
     let mut splitter: Option<Splitter> = None;
+    // How much of `head` is known to hold no line break: the search for the
+    // end of a first `--boundary` line goes on from there, so that a line
+    // that never ends is looked at once, not again on every piece.
+    let mut searched = 0;
     while let Some(data) = next_chunk(&mut body, opts.push_idle_timeout).await? {
         if let Some(splitter) = splitter.as_mut() {
             splitter.push(&data);
             drain(hub, splitter, opts, tally).await?;
             continue;
         }
+        let decided = head.len() >= JPEG_OR_MULTIPART && !head.starts_with(b"--");
         head.extend_from_slice(&data);
+        if decided {
+            // Neither a JPEG nor a multipart stream: one image of another
+            // format, converted when the body ends.
+            if head.len() > limit {
+                return Err(Refusal::TooLarge(limit));
+            }
+            continue;
+        }
         if head.starts_with(b"--") {
-            let Some(eol) = memchr::memchr(b'\n', &head) else {
+            let Some(eol) = memchr::memchr(b'\n', &head[searched..]).map(|i| searched + i) else {
+                searched = head.len();
                 if head.len() > limit {
                     return Err(Refusal::TooLarge(limit));
                 }
                 continue;
             };
             let boundary = String::from_utf8_lossy(&head[2..eol]).trim().to_string();
+            if boundary.is_empty() {
+                // RFC 2046 boundaries are 1 to 70 characters; with none,
+                // every line that starts with "--" would end a part.
+                return Err(Refusal::NoBoundary);
+            }
             let mut reader = PartReader::new(&boundary, limit);
             reader.push(&head);
             return read_parts(hub, body, reader, opts, tally).await;
@@ -920,6 +947,10 @@ async fn push_images(
         None => Ok(()),
     }
 }
+
+/// How many first bytes of a push tell a JPEG (`FF D8 FF`) or a multipart
+/// stream (`--`) from anything else.
+const JPEG_OR_MULTIPART: usize = 3;
 
 /// Publishes the frames the splitter has found; a frame it had to drop
 /// ends the push with the reason.

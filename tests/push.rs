@@ -260,3 +260,100 @@ async fn ffmpeg_can_push_a_multipart_stream() {
     assert_eq!(stats.frames_rejected, 0, "{stats:?}");
     assert_eq!((stats.width, stats.height), (Some(320), Some(240)));
 }
+
+#[tokio::test]
+async fn an_empty_boundary_line_is_refused_not_a_crash() {
+    // `printf -- '--\r\n\r\nabc' | curl -T - …`: a body that starts like a
+    // multipart stream but names no boundary.
+    let srv = push_server(HttpOptions::default()).await;
+    for body in [&b"--\r\n\r\nabc"[..], b"--\n\nabc", b"-- \r\n", b"--\r\n"] {
+        let (tx, stream) = channel_body();
+        tx.send(body.to_vec()).await.unwrap();
+        drop(tx);
+        let res = reqwest::Client::new()
+            .put(srv.url("/stream/cam"))
+            .body(stream)
+            .send()
+            .await
+            .expect("the server dropped the connection");
+        assert_eq!(res.status(), 400, "{body:?}");
+        let text = res.text().await.unwrap();
+        assert!(text.contains("no boundary"), "{body:?}: {text:?}");
+    }
+    // The server is still there.
+    assert_eq!(
+        put(srv.url("/stream/cam"), corpus("jpeg_5k.jpg"))
+            .await
+            .status(),
+        204
+    );
+}
+
+/// Sends `body` in 8 KiB pieces (as a client on a real network would
+/// arrive) with `content_type`, and returns the status and the reply text.
+async fn push_in_pieces(url: String, content_type: Option<&str>, body: Vec<u8>) -> (u16, String) {
+    let (tx, stream) = channel_body();
+    let mut req = reqwest::Client::new().put(url).body(stream);
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    let sent = tokio::spawn(req.send());
+    for piece in body.chunks(8192) {
+        if tx.send(piece.to_vec()).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let res = sent.await.unwrap().unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+/// Pushes built to be slow to parse (each took seconds to minutes of a
+/// runtime worker, which stalled every other request) are read in time
+/// linear in their size, so the server keeps answering while they arrive.
+/// The server is the real program, with its own runtime.
+#[tokio::test]
+async fn pushes_built_to_be_slow_to_parse_leave_the_server_responsive() {
+    let server = ServerProcess::start(&["--stream", "cam=push"]);
+    let url = format!("http://{}/stream/cam", server.addr);
+    let dashes = [b"x".to_vec(), vec![b'-'; 200_000]].concat();
+    let mut pushes = Vec::new();
+    for _ in 0..2 {
+        let (url, body) = (url.clone(), dashes.clone());
+        pushes.push(tokio::spawn(async move {
+            push_in_pieces(url, Some("multipart/x-mixed-replace; boundary=-"), body).await
+        }));
+    }
+    // A body that starts like a multipart stream and never ends its first
+    // line, and one of white space: both used to be looked at again from
+    // their start on every piece.
+    for body in [
+        [b"--".to_vec(), vec![b'x'; 12 << 20]].concat(),
+        vec![b' '; 12 << 20],
+    ] {
+        let url = url.clone();
+        pushes.push(tokio::spawn(async move {
+            push_in_pieces(url, None, body).await
+        }));
+    }
+    let status = || async {
+        reqwest::get(format!("http://{}/status", server.addr))
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+    };
+    for _ in 0..5 {
+        tokio::time::timeout(Duration::from_secs(5), status())
+            .await
+            .expect("/status did not answer within 5 s while the pushes were parsed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for push in pushes {
+        let (status, text) = tokio::time::timeout(Duration::from_secs(60), push)
+            .await
+            .expect("a push was not parsed within 60 s")
+            .unwrap();
+        assert!(status == 400 || status == 415, "{status} {text:?}");
+    }
+}

@@ -1,4 +1,6 @@
-//! Arbitrary bytes as a multipart body, read whole and byte by byte.
+//! Arbitrary bytes as a multipart body, read whole and byte by byte: no
+//! panic, bounded buffering, no part over the limit, work bounded by a
+//! constant times the input, and the same parts either way.
 //!
 //! The checks live in `mjpeg_server::multipart::reader::fuzz_read`, so that
 //! unit tests replay findings through the same code.

@@ -5,7 +5,8 @@
 //! same frames and problems whatever the chunking, every frame a complete
 //! JPEG that `jpeg::validate` accepts with `len` equal to its length and
 //! found in the input in order, a buffer never larger than the frame limit,
-//! and `jpeg::Scanner` agreeing with `jpeg::scan`.
+//! work bounded by a constant times the input, and `jpeg::Scanner` agreeing
+//! with `jpeg::scan`.
 
 #![no_main]
 
