@@ -1202,13 +1202,12 @@ impl Kind for Pixels {
 struct PixelCount;
 impl Kind for PixelCount {
     type Value = u64;
-    fn from_number(n: f64, integer: bool) -> Result<u64, String> {
-        if integer && n >= 1.0 && n <= u64::MAX as f64 {
-            Ok(n as u64)
-        } else {
-            Err(format!(
+    fn from_number(n: Number) -> Result<u64, String> {
+        match n {
+            Number::Integer(i) if i >= 1 && i <= i128::from(u64::MAX) => Ok(i as u64),
+            _ => Err(format!(
                 "{n} is not a number of pixels: use a whole number such as 50000000"
-            ))
+            )),
         }
     }
 }
