@@ -211,7 +211,17 @@ impl Hub {
     /// Checks `data` as a JPEG and publishes it; a rejected frame is counted
     /// and leaves the stream's newest frame as it was.
     pub fn publish_jpeg(&self, data: impl Into<Bytes>) -> Result<u64, PublishError> {
-        match Frame::from_jpeg(data) {
+        self.publish_jpeg_within(data, u64::MAX)
+    }
+
+    /// Like [`Hub::publish_jpeg`], refusing a JPEG whose header declares
+    /// more than `max_pixels` pixels (see [`Frame::from_jpeg_within`]).
+    pub fn publish_jpeg_within(
+        &self,
+        data: impl Into<Bytes>,
+        max_pixels: u64,
+    ) -> Result<u64, PublishError> {
+        match Frame::from_jpeg_within(data, max_pixels) {
             Ok(frame) => self.publish(frame),
             Err(e) => {
                 let e = PublishError::from(e);

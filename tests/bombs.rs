@@ -327,3 +327,39 @@ async fn many_conversions_at_once_take_turns() {
         "peak RSS {peak} MiB with {turns} turns"
     );
 }
+
+/// Piped JPEGs (stdin, exec) are never decoded either: the same limit on
+/// what they declare.
+#[tokio::test]
+async fn a_piped_jpeg_declaring_too_many_pixels_is_refused() {
+    use std::io::Write;
+    let mut server = ServerProcess::start_with_stdin(
+        &["--stream", "cam=stdin", "--max-pixels", "1000000"],
+        std::process::Stdio::piped(),
+    );
+    let good = corpus("jpeg_5k.jpg");
+    let huge = jpeg_declaring(&good, 65535, 65535);
+    let mut stdin = server.child.stdin.take().unwrap();
+    stdin.write_all(&[good.clone(), huge].concat()).unwrap();
+    stdin.flush().unwrap();
+    let mut status = serde_json::Value::Null;
+    for _ in 0..100 {
+        status = status_json(server.addr).await;
+        if status["streams"][0]["frames_rejected"] == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status["streams"][0]["frames_published"], 1, "{status}");
+    assert_eq!(status["streams"][0]["frames_rejected"], 1, "{status}");
+    assert!(
+        status["streams"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("max-pixels"),
+        "{status}"
+    );
+    let snap = get_bytes(format!("http://{}/snapshot/cam", server.addr)).await;
+    assert_eq!(snap.as_ref(), good.as_slice());
+    drop(stdin);
+}

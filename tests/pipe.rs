@@ -285,7 +285,7 @@ async fn stdin_source_in_a_child() {
     let token = CancellationToken::new();
     let source = tokio::spawn(pipe::run_stdin(
         hub.clone(),
-        pipe::DEFAULT_MAX_FRAME,
+        pipe::ReadLimits::default(),
         token.clone(),
     ));
     match mode.as_str() {

@@ -301,6 +301,17 @@ impl Default for SourceOptions {
     }
 }
 
+impl SourceOptions {
+    /// What piped sources (stdin, exec) accept: the frame size and the
+    /// pixel limit that conversions apply too.
+    fn read_limits(&self) -> pipe::ReadLimits {
+        pipe::ReadLimits {
+            max_frame: self.max_frame,
+            max_pixels: self.convert.max_pixels,
+        }
+    }
+}
+
 impl SourceSpec {
     /// Checks, before the server starts, that the source can work at all, so
     /// that a typo fails at once with a clear message rather than as an empty
@@ -340,9 +351,9 @@ impl SourceSpec {
             SourceSpec::Demo => tokio::spawn(demo::run(hub, opts.interval, shutdown)),
             SourceSpec::Dir(path) => tokio::spawn(dir::run(path, hub, opts, shutdown)),
             SourceSpec::Watch(path, w) => tokio::spawn(watch::run(path, w, opts, hub, shutdown)),
-            SourceSpec::Stdin => tokio::spawn(pipe::run_stdin(hub, opts.max_frame, shutdown)),
+            SourceSpec::Stdin => tokio::spawn(pipe::run_stdin(hub, opts.read_limits(), shutdown)),
             SourceSpec::Exec(cmd) => {
-                tokio::spawn(pipe::run_exec(cmd, hub, opts.max_frame, shutdown))
+                tokio::spawn(pipe::run_exec(cmd, hub, opts.read_limits(), shutdown))
             }
             SourceSpec::Relay(spec) => {
                 let mut r = relay::RelayOptions::new(spec.url);

@@ -542,6 +542,27 @@ impl Warnings {
     }
 }
 
+/// What a piped source accepts: frames of at most `max_frame` bytes whose
+/// header declares at most `max_pixels` pixels (a frame that passes on to
+/// every viewer's decoder undecoded must not declare a size that would
+/// make them allocate gigabytes).
+#[derive(Debug, Clone, Copy)]
+pub struct ReadLimits {
+    /// Largest frame, in bytes.
+    pub max_frame: usize,
+    /// Most pixels a frame may declare.
+    pub max_pixels: u64,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        ReadLimits {
+            max_frame: DEFAULT_MAX_FRAME,
+            max_pixels: crate::convert::DEFAULT_MAX_PIXELS,
+        }
+    }
+}
+
 /// Reads a stream of concatenated JPEGs from `reader` and publishes every
 /// frame into `hub`, until the end of the stream or `shutdown`.
 ///
@@ -552,9 +573,10 @@ impl Warnings {
 pub async fn run_reader<R: AsyncRead + Unpin>(
     mut reader: R,
     hub: &Hub,
-    max_frame: usize,
+    limits: ReadLimits,
     shutdown: &CancellationToken,
 ) -> io::Result<ReadStats> {
+    let max_frame = limits.max_frame;
     let mut splitter = Splitter::new(max_frame);
     let mut stats = ReadStats::default();
     let mut warnings = Warnings::default();
@@ -576,7 +598,7 @@ pub async fn run_reader<R: AsyncRead + Unpin>(
         }
         while let Some(event) = splitter.next_event() {
             match event {
-                Split::Frame(jpeg) => match hub.publish_jpeg(jpeg) {
+                Split::Frame(jpeg) => match hub.publish_jpeg_within(jpeg, limits.max_pixels) {
                     Ok(_) => stats.frames += 1,
                     // The hub counted it already.
                     Err(e) => {
@@ -604,9 +626,9 @@ pub async fn run_reader<R: AsyncRead + Unpin>(
 ///
 /// When stdin ends, the stream keeps its last frame, its source state says
 /// `waiting: stdin closed`, and the server keeps running.
-pub async fn run_stdin(hub: Hub, max_frame: usize, shutdown: CancellationToken) {
+pub async fn run_stdin(hub: Hub, limits: ReadLimits, shutdown: CancellationToken) {
     hub.set_source_state(SourceState::Running);
-    let result = read_stdin(&hub, max_frame, &shutdown).await;
+    let result = read_stdin(&hub, limits, &shutdown).await;
     if shutdown.is_cancelled() {
         return;
     }
@@ -630,7 +652,7 @@ pub async fn run_stdin(hub: Hub, max_frame: usize, shutdown: CancellationToken) 
 
 async fn read_stdin(
     hub: &Hub,
-    max_frame: usize,
+    limits: ReadLimits,
     shutdown: &CancellationToken,
 ) -> io::Result<ReadStats> {
     // A pipe (the usual case) is read asynchronously, so shutdown never
@@ -638,9 +660,9 @@ async fn read_stdin(
     // file, one blocking-pool read at a time.
     #[cfg(unix)]
     if let Some(pipe) = stdin_pipe() {
-        return run_reader(pipe, hub, max_frame, shutdown).await;
+        return run_reader(pipe, hub, limits, shutdown).await;
     }
-    run_reader(stdin_file()?, hub, max_frame, shutdown).await
+    run_reader(stdin_file()?, hub, limits, shutdown).await
 }
 
 /// Standard input as an asynchronous pipe, if it is a pipe or FIFO. This
@@ -667,8 +689,8 @@ pub(crate) fn stdin_file() -> io::Result<tokio::fs::File> {
 /// How an `exec:` source runs and restarts its command.
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
-    /// Largest frame accepted, in bytes.
-    pub max_frame: usize,
+    /// What frames are accepted.
+    pub limits: ReadLimits,
     /// Wait before restarting a command that exited; doubled after each
     /// exit that follows a short run.
     pub restart_delay: Duration,
@@ -684,7 +706,7 @@ impl Default for ExecOptions {
     /// after a run of 10 s.
     fn default() -> Self {
         ExecOptions {
-            max_frame: DEFAULT_MAX_FRAME,
+            limits: ReadLimits::default(),
             restart_delay: Duration::from_millis(500),
             max_restart_delay: Duration::from_secs(30),
             healthy_after: Duration::from_secs(10),
@@ -694,9 +716,9 @@ impl Default for ExecOptions {
 
 /// The `exec:COMMAND` source with the default restart policy: see
 /// [`run_exec_with`].
-pub async fn run_exec(command: String, hub: Hub, max_frame: usize, shutdown: CancellationToken) {
+pub async fn run_exec(command: String, hub: Hub, limits: ReadLimits, shutdown: CancellationToken) {
     let opts = ExecOptions {
-        max_frame,
+        limits,
         ..ExecOptions::default()
     };
     run_exec_with(command, hub, opts, shutdown).await;
@@ -725,7 +747,7 @@ pub async fn run_exec_with(
     let mut delay = opts.restart_delay;
     loop {
         let started = Instant::now();
-        let ended = run_command(&command, &hub, opts.max_frame, &shutdown).await;
+        let ended = run_command(&command, &hub, opts.limits, &shutdown).await;
         if shutdown.is_cancelled() {
             return;
         }
@@ -781,7 +803,7 @@ enum Ended {
 async fn run_command(
     command: &str,
     hub: &Hub,
-    max_frame: usize,
+    limits: ReadLimits,
     shutdown: &CancellationToken,
 ) -> io::Result<ExitStatus> {
     let mut cmd = Command::new("sh");
@@ -810,7 +832,7 @@ async fn run_command(
     let stdout = child.stdout.take();
     let reading = async move {
         match stdout {
-            Some(stdout) => run_reader(stdout, hub, max_frame, shutdown).await,
+            Some(stdout) => run_reader(stdout, hub, limits, shutdown).await,
             None => Ok(ReadStats::default()),
         }
     };
@@ -1386,7 +1408,7 @@ mod tests {
         let a = corpus("jpeg_5k.jpg");
         let stream = cat(&[&a, b"junk", &a, &corpus("truncated.jpg")]);
         let token = CancellationToken::new();
-        let stats = run_reader(&stream[..], &hub, DEFAULT_MAX_FRAME, &token)
+        let stats = run_reader(&stream[..], &hub, ReadLimits::default(), &token)
             .await
             .unwrap();
         assert_eq!(
@@ -1417,7 +1439,7 @@ mod tests {
         let token = CancellationToken::new();
         let reader = {
             let (hub, token) = (hub.clone(), token.clone());
-            tokio::spawn(async move { run_reader(rx, &hub, DEFAULT_MAX_FRAME, &token).await })
+            tokio::spawn(async move { run_reader(rx, &hub, ReadLimits::default(), &token).await })
         };
         tokio::io::AsyncWriteExt::write_all(&mut tx, &corpus("jpeg_5k.jpg"))
             .await
