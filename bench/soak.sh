@@ -21,6 +21,11 @@
 # at both moments, which tells a leak from memory the allocator keeps mapped
 # for reuse: it must be within 4 MiB of the baseline.
 #
+# bench/hostile.sh is its companion: the same server under a hostile mix
+# (pushes built to be slow to parse, decompression bombs, HTTP/2 clients
+# that send or read nothing, a FIFO in a watched folder, endless and
+# dripping upstreams) while 100 honest viewers watch.
+#
 #   bench/soak.sh                                        the full run (10 min)
 #   SOAK_SECONDS=60 SOAK_CYCLES=10000 bench/soak.sh      a short run
 #
