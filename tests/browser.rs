@@ -1239,13 +1239,7 @@ user_pref("remote.prefs.recommended", true);
 
 impl Drop for Firefox {
     fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &group])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        end_group(&mut self.child);
     }
 }
 
@@ -1446,15 +1440,21 @@ impl Chromium {
 
 impl Drop for Chromium {
     fn drop(&mut self) {
-        // The group id is the browser's pid (process_group(0) above).
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &group])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        end_group(&mut self.child);
     }
+}
+
+/// Kills a browser started as the leader of its own process group
+/// (`process_group(0)`), with every process it started, and reaps it.
+fn end_group(child: &mut Child) {
+    // The group id is the browser's pid.
+    let group = format!("-{}", child.id());
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &group])
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// The port in "DevTools listening on ws://127.0.0.1:PORT/devtools/browser/…".

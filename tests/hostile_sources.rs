@@ -61,24 +61,6 @@ async fn wait_status(
     }
 }
 
-/// Sends SIGTERM and waits for the process to exit; panics (and kills it)
-/// if it takes longer than `within`.
-fn terminate_within(mut p: ServerProcess, within: Duration) -> std::process::ExitStatus {
-    assert!(signal(p.child.id(), "TERM"));
-    let start = Instant::now();
-    loop {
-        if let Some(status) = p.child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > within {
-            let _ = p.child.kill();
-            let _ = p.child.wait();
-            panic!("the server did not exit within {within:?} of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn mkfifo(path: &Path) {
     let ok = std::process::Command::new("mkfifo")
         .arg(path)

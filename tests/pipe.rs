@@ -364,24 +364,6 @@ fn stdin_source_stops_at_shutdown_while_the_writer_is_quiet() {
 // The command's whole process group, through the real program: children
 // are found in /proc by a unique `sleep` argument.
 
-/// Sends SIGTERM and waits for the process to exit; panics (and kills it)
-/// if it takes longer than `within`.
-fn terminate_within(mut p: ServerProcess, within: Duration) -> std::process::ExitStatus {
-    assert!(signal(p.child.id(), "TERM"));
-    let start = Instant::now();
-    loop {
-        if let Some(status) = p.child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > within {
-            let _ = p.child.kill();
-            let _ = p.child.wait();
-            panic!("the server did not exit within {within:?} of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Pids of live processes whose command line is `sleep ARG`.
 fn sleepers(arg: &str) -> Vec<u32> {
     let want = format!("sleep\0{arg}\0");

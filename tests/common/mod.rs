@@ -362,6 +362,24 @@ pub fn signal(pid: u32, sig: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Sends SIGTERM and waits for the process to exit; panics (and kills it)
+/// if it takes longer than `within`.
+pub fn terminate_within(mut p: ServerProcess, within: Duration) -> std::process::ExitStatus {
+    assert!(signal(p.child.id(), "TERM"));
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = p.child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > within {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+            panic!("the server did not exit within {within:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Stops a child: SIGTERM first (so that e.g. nginx's master takes its
 /// workers with it), SIGKILL after a second.
 pub fn stop(child: &mut std::process::Child) {
