@@ -31,6 +31,17 @@ pub async fn check_config(cli: &Cli) -> anyhow::Result<String> {
     let settings = Settings::resolve(cli)?;
     check_streams(&settings.streams).await?;
     load_tls(&settings)?;
+    // A host name that does not resolve fails the check as it fails start.
+    for addr in &settings.listen {
+        if let ListenAddr::Host(host, port) = addr {
+            let found = tokio::net::lookup_host((host.as_str(), *port))
+                .await
+                .with_context(|| format!("--listen {addr}: the name does not resolve"))?;
+            if found.count() == 0 {
+                anyhow::bail!("--listen {addr}: the name resolves to no address");
+            }
+        }
+    }
     Ok(settings.to_toml())
 }
 
@@ -131,6 +142,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             ListenAddr::Unix(path) => {
                 tracing::info!("serving HTTP on unix:{}", path.display());
             }
+            // Bound addresses are resolved ones.
+            ListenAddr::Host(..) => tracing::info!("serving on {addr}"),
         }
     }
 

@@ -35,10 +35,19 @@ pub struct Cli {
     pub check_config: bool,
 
     /// Address and port to listen on, or unix:PATH for a Unix socket
-    /// (repeatable, e.g. `127.0.0.1:8080` and `[::1]:8080`). Given on the
-    /// command line, replaces the file's list. Default: 127.0.0.1:8080.
+    /// (repeatable, e.g. `127.0.0.1:8080` and `[::1]:8080`). A port alone
+    /// (`8080`) means 127.0.0.1:8080: only this machine; give 0.0.0.0:8080
+    /// to be reached from the network. A host name (`localhost:8080`) is
+    /// resolved at start and the server listens on every address it
+    /// resolves to. Given on the command line, replaces the file's list.
+    /// Default: 127.0.0.1:8080.
     #[arg(long = "listen", value_name = "ADDR:PORT")]
     pub listen: Vec<ListenAddr>,
+
+    /// Short for `--listen 127.0.0.1:PORT` (this machine only); cannot be
+    /// combined with --listen.
+    #[arg(long, value_name = "PORT", conflicts_with = "listen")]
+    pub port: Option<u16>,
 
     /// A stream, as NAME=SOURCE (repeatable). SOURCE is demo, dir:PATH,
     /// watch:PATH, push, stdin, exec:COMMAND, relay:URL or chart; options
@@ -662,7 +671,9 @@ impl Settings {
             });
         }
         Settings {
-            listen: if !cli.listen.is_empty() {
+            listen: if let Some(port) = cli.port {
+                vec![ListenAddr::port(port)]
+            } else if !cli.listen.is_empty() {
                 cli.listen.clone()
             } else {
                 file.listen.map(|l| l.0).unwrap_or(d.listen)
@@ -984,7 +995,9 @@ impl<'de> Deserialize<'de> for SourceText {
     }
 }
 
-/// `listen = "ADDR:PORT"` or `listen = ["ADDR:PORT", "unix:PATH", …]`.
+/// `listen = "ADDR:PORT"` or `listen = ["ADDR:PORT", "unix:PATH", …]`; a
+/// port alone (`listen = 8080` or `"8080"`) is 127.0.0.1 as on the command
+/// line.
 #[derive(Debug)]
 struct Listen(Vec<ListenAddr>);
 
@@ -1001,6 +1014,11 @@ impl<'de> Deserialize<'de> for Listen {
             }
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Listen, E> {
                 Ok(Listen(vec![addr(s)?]))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Listen, E> {
+                let port = u16::try_from(n)
+                    .map_err(|_| E::custom(format!("port {n} is not from 0 to 65535")))?;
+                Ok(Listen(vec![ListenAddr::port(port)]))
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
                 self,

@@ -342,3 +342,148 @@ fn sigterm_stops_the_server_even_with_stderr_gone() {
     let _ = child.kill();
     panic!("the server ignored SIGTERM with its stderr closed");
 }
+
+/// Starts the program with exactly `args` (no `--listen` added) and
+/// RUST_LOG=info; returns it and a channel of its stderr lines.
+fn spawn_logged(args: &[&str]) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
+/// Lines from `rx` until one contains `want` (returned), or panics after
+/// `within` with what came.
+fn wait_line(rx: &std::sync::mpsc::Receiver<String>, want: &str, within: Duration) -> String {
+    let until = std::time::Instant::now() + within;
+    let mut seen = Vec::new();
+    while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains(want) => return line,
+            Ok(line) => seen.push(line),
+            Err(_) => break,
+        }
+    }
+    panic!(
+        "no line with {want:?} within {within:?}; got:\n{}",
+        seen.join("\n")
+    );
+}
+
+/// The addresses of every "serving http://ADDR/" line until the program
+/// has logged them all (the stream URL lines that follow each one end
+/// with the last stream's name).
+fn serving_addrs(rx: &std::sync::mpsc::Receiver<String>) -> Vec<SocketAddr> {
+    let first = wait_line(rx, "serving http://", Duration::from_secs(10));
+    let mut addrs = vec![first];
+    while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+        if line.contains("serving http://") {
+            addrs.push(line);
+        }
+    }
+    addrs
+        .iter()
+        .map(|l| {
+            let rest = l.split("serving http://").nth(1).unwrap();
+            rest.trim_end_matches('/').parse().unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_port_alone_and_a_host_name_are_listen_addresses() {
+    // A port alone is loopback, as the default is.
+    for args in [&["--listen", "0"][..], &["--port", "0"]] {
+        let (mut child, rx) = spawn_logged(args);
+        let addrs = serving_addrs(&rx);
+        assert_eq!(addrs.len(), 1, "{args:?}: {addrs:?}");
+        assert_eq!(addrs[0].ip().to_string(), "127.0.0.1", "{args:?}");
+        let page = reqwest::get(format!("http://{}/", addrs[0]))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("/stream/demo"), "{args:?}: {page}");
+        stop(&mut child);
+    }
+    // A name is resolved and every address it names is listened on.
+    let (mut child, rx) = spawn_logged(&["--listen", "localhost:0"]);
+    let addrs = serving_addrs(&rx);
+    let resolved: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs("localhost:0")
+        .unwrap()
+        .collect();
+    assert!(!addrs.is_empty());
+    assert!(addrs.len() <= resolved.len(), "{addrs:?} {resolved:?}");
+    for addr in &addrs {
+        assert!(addr.ip().is_loopback(), "{addr}");
+        let res = reqwest::get(format!("http://{addr}/status")).await.unwrap();
+        assert_eq!(res.status(), 200, "{addr}");
+    }
+    stop(&mut child);
+    // The same in the config file.
+    let dir = tempfile::tempdir().unwrap();
+    for listen in ["0", "\"0\"", "\"localhost:0\"", "[\"0\"]"] {
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, format!("listen = {listen}\n")).unwrap();
+        let (mut child, rx) = spawn_logged(&["--config", file.to_str().unwrap()]);
+        let addrs = serving_addrs(&rx);
+        assert!(
+            addrs.iter().all(|a| a.ip().is_loopback()),
+            "{listen}: {addrs:?}"
+        );
+        let res = reqwest::get(format!("http://{}/status", addrs[0]))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{listen}");
+        stop(&mut child);
+    }
+}
+
+#[test]
+fn listen_mistakes_are_named() {
+    assert_one_line_error(&["--port", "0", "--listen", "127.0.0.1:0"], "--port");
+    assert_one_line_error(&["--port", "70000"], "70000");
+    assert_one_line_error(&["--listen", "localhost"], "localhost");
+    assert_one_line_error(&["--listen", "local host:80"], "local host:80");
+    assert_one_line_error(&["--listen", "::1:80"], "[::1]:8080");
+    // A name that does not resolve stops the server before it serves
+    // (.invalid never resolves: RFC 6761).
+    let (code, _, err) = run_to_end(&["--listen", "nowhere.invalid:0"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("nowhere.invalid:0") && err.contains("does not resolve"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_exec_command_not_on_path_is_named_at_start_and_retried() {
+    let (mut child, rx) = spawn_logged(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--stream",
+        "cam=exec:no-such-camera-tool -t 0 --codec mjpeg -o -",
+    ]);
+    let line = wait_line(&rx, "not found on PATH", Duration::from_secs(10));
+    assert!(line.contains("\"no-such-camera-tool\""), "{line}");
+    assert!(line.contains("WARN"), "{line}");
+    // It keeps trying: the command is started again.
+    wait_line(&rx, "restarting in", Duration::from_secs(10));
+    wait_line(&rx, "restarting in", Duration::from_secs(10));
+    assert!(child.try_wait().unwrap().is_none(), "the server exited");
+    stop(&mut child);
+}
