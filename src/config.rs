@@ -211,7 +211,8 @@ impl Serialize for StreamArg {
         use serde::ser::SerializeStruct;
         let mut st = s.serialize_struct("StreamArg", 2)?;
         st.serialize_field("name", &self.name)?;
-        st.serialize_field("source", &self.source_text)?;
+        // --check-config output is pasted into bug reports: no passwords.
+        st.serialize_field("source", &crate::source::redact_userinfo(&self.source_text))?;
         st.end()
     }
 }

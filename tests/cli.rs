@@ -387,20 +387,37 @@ fn wait_line(rx: &std::sync::mpsc::Receiver<String>, want: &str, within: Duratio
 /// has logged them all (the stream URL lines that follow each one end
 /// with the last stream's name).
 fn serving_addrs(rx: &std::sync::mpsc::Receiver<String>) -> Vec<SocketAddr> {
-    let first = wait_line(rx, "serving http://", Duration::from_secs(10));
-    let mut addrs = vec![first];
+    serving_addrs_and_log(rx).0
+}
+
+/// [`serving_addrs`], and the other lines read meanwhile.
+fn serving_addrs_and_log(rx: &std::sync::mpsc::Receiver<String>) -> (Vec<SocketAddr>, Vec<String>) {
+    let mut addrs = Vec::new();
+    let mut others = Vec::new();
+    while addrs.is_empty() {
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("not serving; got:\n{}", others.join("\n")));
+        match line.contains("serving http://") {
+            true => addrs.push(line),
+            false => others.push(line),
+        }
+    }
     while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
         if line.contains("serving http://") {
             addrs.push(line);
+        } else {
+            others.push(line);
         }
     }
-    addrs
+    let addrs = addrs
         .iter()
         .map(|l| {
             let rest = l.split("serving http://").nth(1).unwrap();
             rest.trim_end_matches('/').parse().unwrap()
         })
-        .collect()
+        .collect();
+    (addrs, others)
 }
 
 #[tokio::test]
@@ -486,4 +503,60 @@ fn an_exec_command_not_on_path_is_named_at_start_and_retried() {
     wait_line(&rx, "restarting in", Duration::from_secs(10));
     assert!(child.try_wait().unwrap().is_none(), "the server exited");
     stop(&mut child);
+}
+
+#[tokio::test]
+async fn a_relay_never_prints_its_password_and_says_why_it_fails() {
+    // A port with nothing listening: connections are refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let source = format!("cam=relay:http://admin:secret@127.0.0.1:{port}/stream#always");
+    let (code, out, err) = run_to_end(&["--check-config", "--stream", &source]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("secret"), "{out}");
+    assert!(out.contains("http://admin:***@127.0.0.1"), "{out}");
+
+    let (mut child, rx) = spawn_logged(&["--listen", "127.0.0.1:0", "--stream", &source]);
+    let (addrs, mut lines) = serving_addrs_and_log(&rx);
+    let addr = addrs[0];
+    // Back-off 0.5, 1, 2 s: four attempts fail within 4 s.
+    let until = std::time::Instant::now() + Duration::from_secs(4);
+    while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) => lines.push(line),
+            Err(_) => break,
+        }
+    }
+    let status = status_json(addr).await;
+    stop(&mut child);
+    while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+        lines.push(line);
+    }
+    let log = lines.join("\n");
+    assert!(!log.contains("secret"), "{log}");
+    let warnings: Vec<&String> = lines.iter().filter(|l| l.contains("WARN")).collect();
+    assert!(!warnings.is_empty(), "{log}");
+    assert!(warnings[0].contains("admin:***@127.0.0.1"), "{log}");
+    assert!(
+        warnings[0].to_lowercase().contains("connection refused"),
+        "{log}"
+    );
+    // The same failure again and again is one warning until a minute has
+    // passed, not one per attempt.
+    assert_eq!(warnings.len(), 1, "{log}");
+    let text = status.to_string();
+    assert!(!text.contains("secret"), "{text}");
+    let last = status["streams"][0]["last_error"].as_str().unwrap_or("");
+    assert!(
+        last.to_lowercase().contains("connection refused"),
+        "{status}"
+    );
+    assert!(
+        status["streams"][0]["upstream_reconnects"]
+            .as_u64()
+            .unwrap()
+            >= 2,
+        "{status}"
+    );
 }
