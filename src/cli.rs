@@ -96,6 +96,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         max_connections: settings.max_connections as usize,
         max_connections_per_address: settings.max_connections_per_address as usize,
         ipv6_prefix: settings.ipv6_prefix,
+        trusted_proxies: settings.trusted_proxy.clone(),
         write_timeout: seconds_or_off(settings.write_timeout),
         header_timeout: Duration::from_secs_f64(settings.header_timeout),
         max_header_bytes: settings.max_header_size,

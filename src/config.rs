@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::access::{check_token, check_user, Access, Grant, Patterns};
 use crate::hub::check_name;
-use crate::server::ListenAddr;
+use crate::server::{ListenAddr, TrustedProxy};
 use crate::source::SourceSpec;
 
 /// Serve live MJPEG streams over HTTP.
@@ -146,6 +146,13 @@ pub struct Cli {
     /// Default: none.
     #[arg(long = "allow-origin", value_name = "ORIGIN", value_parser = origin)]
     pub allow_origins: Vec<String>,
+
+    /// A reverse proxy (address or ADDR/PREFIX, repeatable) whose
+    /// X-Forwarded-For / Forwarded headers name the client: for the
+    /// per-address limit, logs and /status. Only for proxies that set
+    /// those headers themselves. Default: none (the headers are ignored).
+    #[arg(long = "trusted-proxy", value_name = "ADDR/CIDR")]
+    pub trusted_proxies: Vec<TrustedProxy>,
 
     /// A user who may watch and push every stream, as NAME:PASSWORD (HTTP
     /// Basic auth; repeatable). Once any user or token is set, every request
@@ -419,6 +426,8 @@ pub struct Settings {
     pub push_idle_timeout: f64,
     /// CORS origins (`*` for any); empty = no CORS.
     pub allow_origin: Vec<String>,
+    /// Reverse proxies whose forwarding headers name the client.
+    pub trusted_proxy: Vec<TrustedProxy>,
     /// HTTPS certificate and key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSetting>,
@@ -454,6 +463,7 @@ impl Default for Settings {
             header_timeout: 10.0,
             push_idle_timeout: 30.0,
             allow_origin: Vec::new(),
+            trusted_proxy: Vec::new(),
             tls: None,
             auth: AuthSetting::default(),
             streams: Vec::new(),
@@ -742,6 +752,11 @@ impl Settings {
                     .map(|v| v.into_iter().map(|o| o.0).collect())
                     .unwrap_or_default()
             },
+            trusted_proxy: if !cli.trusted_proxies.is_empty() {
+                cli.trusted_proxies.clone()
+            } else {
+                file.trusted_proxy.map(|v| v.0).unwrap_or_default()
+            },
             tls: match (&cli.tls_cert, &cli.tls_key) {
                 (Some(cert), Some(key)) => Some(TlsSetting {
                     cert: cert.clone(),
@@ -815,6 +830,7 @@ struct FileConfig {
     header_timeout: Option<Checked<Positive>>,
     push_idle_timeout: Option<Checked<Seconds>>,
     allow_origin: Option<Vec<Origin>>,
+    trusted_proxy: Option<Proxies>,
     tls: Option<TlsSetting>,
     auth: Option<FileAuth>,
     #[serde(default, rename = "stream")]
@@ -870,6 +886,29 @@ impl<'de> Deserialize<'de> for FileToken {
 
 #[derive(Debug)]
 struct Origin(String);
+
+/// `trusted-proxy = "ADDR/CIDR"` or a list of them.
+#[derive(Debug)]
+struct Proxies(Vec<TrustedProxy>);
+
+impl<'de> Deserialize<'de> for Proxies {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        let list = match OneOrMany::deserialize(d)? {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        };
+        list.iter()
+            .map(|s| s.parse().map_err(serde::de::Error::custom))
+            .collect::<Result<_, _>>()
+            .map(Proxies)
+    }
+}
 
 impl<'de> Deserialize<'de> for Origin {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

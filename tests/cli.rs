@@ -560,3 +560,27 @@ async fn a_relay_never_prints_its_password_and_says_why_it_fails() {
         "{status}"
     );
 }
+
+#[test]
+fn trusted_proxies_come_from_the_flag_or_the_file() {
+    assert_one_line_error(&["--trusted-proxy", "10.0.0.0/33"], "10.0.0.0/33");
+    let (code, out, err) = run_to_end(&["--check-config", "--trusted-proxy", "127.0.0.1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("trusted-proxy = [\"127.0.0.1/32\"]"), "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, "trusted-proxy = [\"10.0.0.0/8\", \"::1\"]\n").unwrap();
+    let (code, out, err) = run_to_end(&["--check-config", "--config", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("trusted-proxy = [\"10.0.0.0/8\", \"::1/128\"]"),
+        "{out}"
+    );
+    std::fs::write(&file, "trusted-proxy = \"nowhere\"\n").unwrap();
+    let (code, _, err) = run_to_end(&["--check-config", "--config", file.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("trusted-proxy") && err.contains("nowhere"),
+        "{err}"
+    );
+}

@@ -51,10 +51,12 @@ use crate::tls::Tls;
 use crate::viewer::{self, Viewer};
 
 mod activity;
+pub mod forwarded;
 mod per_address;
 mod wire;
 
 use activity::{Activity, Expired, Tracked};
+pub use forwarded::TrustedProxy;
 use per_address::PerAddress;
 use wire::{answer, read_head, Head, Prefixed};
 
@@ -152,9 +154,17 @@ pub struct ServerOptions {
     /// IPv6 prefix: see `ipv6_prefix`); past it, `503`. 0 turns the limit
     /// off. One host cannot take every slot of `max_connections`. Over
     /// HTTP/2 every request open on a connection counts as one more. Behind
-    /// a reverse proxy every client has the proxy's address: raise it or
-    /// turn it off there.
+    /// a reverse proxy every client has the proxy's address: name the
+    /// proxy in `trusted_proxies`, or raise the limit or turn it off there.
     pub max_connections_per_address: usize,
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers are
+    /// believed: for connections from them, the client is the rightmost
+    /// address in those headers that is not itself a trusted proxy, for the
+    /// per-address limit, the logs and `/status`. Their connections take
+    /// their per-address place when the request head has been read, not at
+    /// accept. Empty (the default): the headers are ignored, since any
+    /// client can send them.
+    pub trusted_proxies: Vec<TrustedProxy>,
     /// IPv6 clients whose addresses share this many leading bits count as
     /// one client for `max_connections_per_address`: a host usually has a
     /// whole /64 and can use any address in it. 128 counts exact addresses.
@@ -179,12 +189,20 @@ pub struct ServerOptions {
     pub http: HttpOptions,
 }
 
+impl ServerOptions {
+    /// Whether `peer` is one of the `trusted_proxies`.
+    fn is_trusted_proxy(&self, peer: SocketAddr) -> bool {
+        self.trusted_proxies.iter().any(|t| t.contains(peer.ip()))
+    }
+}
+
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             max_connections: 4096,
             max_connections_per_address: 256,
             ipv6_prefix: 64,
+            trusted_proxies: Vec::new(),
             write_timeout: Some(Duration::from_secs(10)),
             header_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
@@ -529,10 +547,17 @@ impl Acceptor {
                 turn_away(socket, "too many connections, try later\n");
                 continue;
             };
-            let Some(slot) = self.per_address.take(peer) else {
-                tracing::debug!(?peer, "refused: too many connections from this address");
-                turn_away(socket, TOO_MANY_FROM_ADDRESS);
-                continue;
+            // A trusted proxy's connection is counted for the client it
+            // names, once its request head is read (see `Handler::run`).
+            let slot = if peer.is_some_and(|p| self.opts.is_trusted_proxy(p)) {
+                None
+            } else {
+                let Some(slot) = self.per_address.take(peer) else {
+                    tracing::debug!(?peer, "refused: too many connections from this address");
+                    turn_away(socket, TOO_MANY_FROM_ADDRESS);
+                    continue;
+                };
+                slot
             };
             let handler = Handler {
                 streams: self.streams.clone(),
@@ -651,6 +676,26 @@ impl Handler {
             // to answer.
             Ok(Ok(Head::Closed)) | Ok(Err(_)) | Err(_) => return,
         }
+        // From a trusted proxy: the client it names is the peer from here
+        // on, and takes the per-address place that others took at accept.
+        let proxy = peer.filter(|p| self.opts.is_trusted_proxy(*p));
+        let mut _slot = None;
+        let peer = match proxy {
+            Some(p) => {
+                let client = forwarded::client_of_head(p, &self.opts.trusted_proxies, &head);
+                match self.per_address.take(Some(client)) {
+                    Some(slot) => _slot = slot,
+                    None => {
+                        tracing::debug!(?client, proxy = ?p, "refused: too many connections from this address");
+                        let extra = "Retry-After: 1\r\n";
+                        return answer(io, "503 Service Unavailable", extra, TOO_MANY_FROM_ADDRESS)
+                            .await;
+                    }
+                }
+                Some(client)
+            }
+            None => peer,
+        };
         // A plain GET of a stream the client may watch.
         let direct = viewer::direct_request(&self.streams, &self.opts.http.access, &head);
         if let Some(direct) = direct {
@@ -659,7 +704,7 @@ impl Handler {
                 .try_subscribe_from(peer, self.opts.http.max_clients_per_stream)
             else {
                 // Full: the HTTP routes answer with the reason.
-                return self.serve_http(io, head, peer).await;
+                return self.serve_http(io, head, peer, proxy).await;
             };
             drop(head);
             let viewer = Viewer::new(
@@ -674,13 +719,20 @@ impl Handler {
             }
             return;
         }
-        self.serve_http(io, head, peer).await
+        self.serve_http(io, head, peer, proxy).await
     }
 
     /// Serves the connection with hyper (HTTP/1.1 or HTTP/2), which reads
-    /// `head` first.
-    async fn serve_http<S>(self, io: S, head: BytesMut, peer: Option<SocketAddr>)
-    where
+    /// `head` first. `peer` is the client of the first request; `proxy` the
+    /// connection's peer when it is a trusted proxy, whose later requests
+    /// name their own clients.
+    async fn serve_http<S>(
+        self,
+        io: S,
+        head: BytesMut,
+        peer: Option<SocketAddr>,
+        proxy: Option<SocketAddr>,
+    ) where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let io = TokioIo::new(Prefixed::new(head.freeze(), io));
@@ -705,6 +757,7 @@ impl Handler {
             activity: activity.clone(),
             per_address: self.per_address.clone(),
             peer,
+            proxy: proxy.map(|p| (p, self.opts.clone())),
         });
         let conn = builder.serve_connection(io, service);
         tokio::pin!(conn);
@@ -744,6 +797,10 @@ struct Requests {
     activity: Arc<Activity>,
     per_address: PerAddress,
     peer: Option<SocketAddr>,
+    /// The connection's peer when it is a trusted proxy (with the options
+    /// that name the trusted proxies): each request's client is then read
+    /// from its own headers.
+    proxy: Option<(SocketAddr, Arc<ServerOptions>)>,
 }
 
 impl tower::Service<Request<Incoming>> for Requests {
@@ -757,14 +814,22 @@ impl tower::Service<Request<Incoming>> for Requests {
 
     fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
         let flight = self.activity.begin();
+        let peer = match &self.proxy {
+            Some((proxy, opts)) => Some(forwarded::client_of_request(
+                *proxy,
+                &opts.trusted_proxies,
+                req.headers(),
+            )),
+            None => self.peer,
+        };
         // Over HTTP/1 a connection is one request at a time and took its
         // place at accept; over HTTP/2 every request is another client of
         // the connection's address, counted as a connection would be.
         let slot = if req.version() == Version::HTTP_2 {
-            match self.per_address.take(self.peer) {
+            match self.per_address.take(peer) {
                 Some(slot) => slot,
                 None => {
-                    tracing::debug!(peer = ?self.peer, "refused: too many HTTP/2 streams from this address");
+                    tracing::debug!(?peer, "refused: too many HTTP/2 streams from this address");
                     let refusal = too_many_from_address();
                     return Box::pin(async move {
                         Ok(refusal.map(|b| Body::new(Tracked::new(b, flight, ()))))
@@ -776,7 +841,7 @@ impl tower::Service<Request<Incoming>> for Requests {
         };
         // Routes learn the client's address the way axum's own server tells
         // them: a `ConnectInfo` in the request's extensions.
-        if let Some(peer) = self.peer {
+        if let Some(peer) = peer {
             req.extensions_mut().insert(ConnectInfo(peer));
         }
         let app = self.app.clone();
