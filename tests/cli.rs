@@ -343,9 +343,32 @@ fn sigterm_stops_the_server_even_with_stderr_gone() {
     panic!("the server ignored SIGTERM with its stderr closed");
 }
 
+/// A child process that is stopped when dropped, so that a failing test
+/// leaves no server behind.
+struct Running(std::process::Child);
+
+impl std::ops::Deref for Running {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        stop(&mut self.0);
+    }
+}
+
 /// Starts the program with exactly `args` (no `--listen` added) and
 /// RUST_LOG=info; returns it and a channel of its stderr lines.
-fn spawn_logged(args: &[&str]) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+fn spawn_logged(args: &[&str]) -> (Running, std::sync::mpsc::Receiver<String>) {
     use std::io::BufRead;
     let mut child = Command::new(BIN)
         .args(args)
@@ -362,7 +385,7 @@ fn spawn_logged(args: &[&str]) -> (std::process::Child, std::sync::mpsc::Receive
             let _ = tx.send(line);
         }
     });
-    (child, rx)
+    (Running(child), rx)
 }
 
 /// Lines from `rx` until one contains `want` (returned), or panics after
