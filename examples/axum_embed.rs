@@ -4,7 +4,12 @@
 //! cargo run --example axum_embed
 //! # http://127.0.0.1:3000/           your own page, showing the stream
 //! # http://127.0.0.1:3000/cam/stream/demo   the stream itself
+//! cargo run --example axum_embed -- 127.0.0.1:3001
 //! ```
+//!
+//! The address to listen on is the first argument, else the `MJPEG_LISTEN`
+//! environment variable, else 127.0.0.1:3000 (as `HOST:PORT`, given to
+//! `tokio::net::TcpListener::bind`).
 //!
 //! `mjpeg_server::http::router` returns an ordinary `axum::Router`: nest it
 //! under a prefix (or merge it) next to your own routes, and publish frames
@@ -37,7 +42,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             http::router(streams, HttpOptions::default(), shutdown),
         );
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    let listen = std::env::args()
+        .nth(1)
+        .or_else(|| std::env::var("MJPEG_LISTEN").ok())
+        .unwrap_or_else(|| "127.0.0.1:3000".into());
+    let listener = tokio::net::TcpListener::bind(listen).await?;
     println!("serving http://{}/", listener.local_addr()?);
     axum::serve(listener, app).await?;
     Ok(())

@@ -31,6 +31,17 @@ pub async fn check_config(cli: &Cli) -> anyhow::Result<String> {
     let settings = Settings::resolve(cli)?;
     check_streams(&settings.streams).await?;
     load_tls(&settings)?;
+    // A host name that does not resolve fails the check as it fails start.
+    for addr in &settings.listen {
+        if let ListenAddr::Host(host, port) = addr {
+            let found = tokio::net::lookup_host((host.as_str(), *port))
+                .await
+                .with_context(|| format!("--listen {addr}: the name does not resolve"))?;
+            if found.count() == 0 {
+                anyhow::bail!("--listen {addr}: the name resolves to no address");
+            }
+        }
+    }
     Ok(settings.to_toml())
 }
 
@@ -86,6 +97,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         max_connections: settings.max_connections as usize,
         max_connections_per_address: settings.max_connections_per_address as usize,
         ipv6_prefix: settings.ipv6_prefix,
+        trusted_proxies: settings.trusted_proxy.clone(),
         write_timeout: seconds_or_off(settings.write_timeout),
         header_timeout: Duration::from_secs_f64(settings.header_timeout),
         max_header_bytes: settings.max_header_size,
@@ -132,6 +144,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             ListenAddr::Unix(path) => {
                 tracing::info!("serving HTTP on unix:{}", path.display());
             }
+            // Bound addresses are resolved ones.
+            ListenAddr::Host(..) => tracing::info!("serving on {addr}"),
         }
     }
 

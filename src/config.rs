@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::access::{check_token, check_user, Access, Grant, Patterns};
 use crate::hub::check_name;
-use crate::server::ListenAddr;
+use crate::server::{ListenAddr, TrustedProxy};
 use crate::source::SourceSpec;
 
 /// Serve live MJPEG streams over HTTP.
@@ -35,10 +35,19 @@ pub struct Cli {
     pub check_config: bool,
 
     /// Address and port to listen on, or unix:PATH for a Unix socket
-    /// (repeatable, e.g. `127.0.0.1:8080` and `[::1]:8080`). Given on the
-    /// command line, replaces the file's list. Default: 127.0.0.1:8080.
+    /// (repeatable, e.g. `127.0.0.1:8080` and `[::1]:8080`). A port alone
+    /// (`8080`) means 127.0.0.1:8080: only this machine; give 0.0.0.0:8080
+    /// to be reached from the network. A host name (`localhost:8080`) is
+    /// resolved at start and the server listens on every address it
+    /// resolves to. Given on the command line, replaces the file's list.
+    /// Default: 127.0.0.1:8080.
     #[arg(long = "listen", value_name = "ADDR:PORT")]
     pub listen: Vec<ListenAddr>,
+
+    /// Short for `--listen 127.0.0.1:PORT` (this machine only); cannot be
+    /// combined with --listen.
+    #[arg(long, value_name = "PORT", conflicts_with = "listen")]
+    pub port: Option<u16>,
 
     /// A stream, as NAME=SOURCE (repeatable). SOURCE is demo, dir:PATH,
     /// watch:PATH, push, stdin, exec:COMMAND, relay:URL or chart; options
@@ -143,6 +152,13 @@ pub struct Cli {
     #[arg(long = "allow-origin", value_name = "ORIGIN", value_parser = origin)]
     pub allow_origins: Vec<String>,
 
+    /// A reverse proxy (address or ADDR/PREFIX, repeatable) whose
+    /// X-Forwarded-For / Forwarded headers name the client: for the
+    /// per-address limit, logs and /status. Only for proxies that set
+    /// those headers themselves. Default: none (the headers are ignored).
+    #[arg(long = "trusted-proxy", value_name = "ADDR/CIDR")]
+    pub trusted_proxies: Vec<TrustedProxy>,
+
     /// A user who may watch and push every stream, as NAME:PASSWORD (HTTP
     /// Basic auth; repeatable). Once any user or token is set, every request
     /// needs credentials except what --public-watch opens. Per-stream rules:
@@ -207,7 +223,8 @@ impl Serialize for StreamArg {
         use serde::ser::SerializeStruct;
         let mut st = s.serialize_struct("StreamArg", 2)?;
         st.serialize_field("name", &self.name)?;
-        st.serialize_field("source", &self.source_text)?;
+        // --check-config output is pasted into bug reports: no passwords.
+        st.serialize_field("source", &crate::source::redact_userinfo(&self.source_text))?;
         st.end()
     }
 }
@@ -416,6 +433,8 @@ pub struct Settings {
     pub push_idle_timeout: f64,
     /// CORS origins (`*` for any); empty = no CORS.
     pub allow_origin: Vec<String>,
+    /// Reverse proxies whose forwarding headers name the client.
+    pub trusted_proxy: Vec<TrustedProxy>,
     /// HTTPS certificate and key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSetting>,
@@ -452,6 +471,7 @@ impl Default for Settings {
             header_timeout: 10.0,
             push_idle_timeout: 30.0,
             allow_origin: Vec::new(),
+            trusted_proxy: Vec::new(),
             tls: None,
             auth: AuthSetting::default(),
             streams: Vec::new(),
@@ -670,7 +690,9 @@ impl Settings {
             });
         }
         Settings {
-            listen: if !cli.listen.is_empty() {
+            listen: if let Some(port) = cli.port {
+                vec![ListenAddr::port(port)]
+            } else if !cli.listen.is_empty() {
                 cli.listen.clone()
             } else {
                 file.listen.map(|l| l.0).unwrap_or(d.listen)
@@ -741,6 +763,11 @@ impl Settings {
                 file.allow_origin
                     .map(|v| v.into_iter().map(|o| o.0).collect())
                     .unwrap_or_default()
+            },
+            trusted_proxy: if !cli.trusted_proxies.is_empty() {
+                cli.trusted_proxies.clone()
+            } else {
+                file.trusted_proxy.map(|v| v.0).unwrap_or_default()
             },
             tls: match (&cli.tls_cert, &cli.tls_key) {
                 (Some(cert), Some(key)) => Some(TlsSetting {
@@ -816,6 +843,7 @@ struct FileConfig {
     header_timeout: Option<Checked<Positive>>,
     push_idle_timeout: Option<Checked<Seconds>>,
     allow_origin: Option<Vec<Origin>>,
+    trusted_proxy: Option<Proxies>,
     tls: Option<TlsSetting>,
     auth: Option<FileAuth>,
     #[serde(default, rename = "stream")]
@@ -871,6 +899,29 @@ impl<'de> Deserialize<'de> for FileToken {
 
 #[derive(Debug)]
 struct Origin(String);
+
+/// `trusted-proxy = "ADDR/CIDR"` or a list of them.
+#[derive(Debug)]
+struct Proxies(Vec<TrustedProxy>);
+
+impl<'de> Deserialize<'de> for Proxies {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        let list = match OneOrMany::deserialize(d)? {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        };
+        list.iter()
+            .map(|s| s.parse().map_err(serde::de::Error::custom))
+            .collect::<Result<_, _>>()
+            .map(Proxies)
+    }
+}
 
 impl<'de> Deserialize<'de> for Origin {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -997,7 +1048,9 @@ impl<'de> Deserialize<'de> for SourceText {
     }
 }
 
-/// `listen = "ADDR:PORT"` or `listen = ["ADDR:PORT", "unix:PATH", …]`.
+/// `listen = "ADDR:PORT"` or `listen = ["ADDR:PORT", "unix:PATH", …]`; a
+/// port alone (`listen = 8080` or `"8080"`) is 127.0.0.1 as on the command
+/// line.
 #[derive(Debug)]
 struct Listen(Vec<ListenAddr>);
 
@@ -1014,6 +1067,11 @@ impl<'de> Deserialize<'de> for Listen {
             }
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Listen, E> {
                 Ok(Listen(vec![addr(s)?]))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Listen, E> {
+                let port = u16::try_from(n)
+                    .map_err(|_| E::custom(format!("port {n} is not from 0 to 65535")))?;
+                Ok(Listen(vec![ListenAddr::port(port)]))
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
                 self,

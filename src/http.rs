@@ -457,6 +457,11 @@ fn unknown_to_viewer(st: &AppState, creds: &Creds, name: &str) -> Response {
 /// `404` for an unknown stream, listing the streams the client may watch
 /// (so that names are not revealed to those who may not see them).
 fn no_such_stream(st: &AppState, creds: &Creds, name: &str) -> Response {
+    not_found_text(no_such_stream_text(st, creds, name))
+}
+
+/// The text of [`no_such_stream`].
+fn no_such_stream_text(st: &AppState, creds: &Creds, name: &str) -> String {
     let access = &st.opts.access;
     let visible = match access.identify(&creds.presented()) {
         Ok(who) => watchable(access, who, &st.streams.all()),
@@ -464,10 +469,7 @@ fn no_such_stream(st: &AppState, creds: &Creds, name: &str) -> Response {
     };
     let names: Vec<String> = visible.iter().map(|h| h.name().to_string()).collect();
     // The name is echoed only through {:?}, which escapes control characters.
-    not_found_text(format!(
-        "no stream named {name:?}; streams: {}\n",
-        names.join(", ")
-    ))
+    format!("no stream named {name:?}; streams: {}\n", names.join(", "))
 }
 
 fn no_cache(res: &mut Response) {
@@ -701,8 +703,18 @@ async fn push(
             }
             Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
         },
-        None => return no_such_stream(&st, &creds, &name),
+        None => return no_such_push_target(&st, &creds, &name),
     };
+    // `curl -d @frame.jpg` sends a form: it strips every CR and LF from
+    // the file, so what arrives is a broken image whatever else it looks
+    // like. Refused before a byte is read, with the flag that sends the
+    // file as it is.
+    if is_form(&headers) {
+        let why = Refusal::Form;
+        hub.reject(&why);
+        tracing::warn!(stream = hub.name(), "pushed frame refused: {why}");
+        return (why.status(), format!("{why}\n")).into_response();
+    }
     let limit = st.opts.max_frame_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -723,6 +735,33 @@ async fn push(
         tally.refuse(&hub, refusal);
     }
     tally.reply(&hub)
+}
+
+/// `404` for a push to a stream that does not exist: as for a viewer, plus
+/// how to let pushes create streams when that is off (the usual reason a
+/// first push fails).
+fn no_such_push_target(st: &AppState, creds: &Creds, name: &str) -> Response {
+    let mut text = no_such_stream_text(st, creds, name);
+    if !st.opts.allow_create {
+        text.push_str(
+            "to let a push create the stream, start the server with --allow-create \
+             (allow-create = true in the config file), or declare it with --stream NAME=push\n",
+        );
+    }
+    not_found_text(text)
+}
+
+/// Whether the body is declared a form (`application/x-www-form-urlencoded`,
+/// what `curl -d` sends).
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| {
+            t.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
 }
 
 /// `POST /stream/{name}/data`: samples for a chart stream, handled by
@@ -765,6 +804,8 @@ enum Refusal {
     NoBoundary,
     Body(String),
     Idle(Duration),
+    /// The body was sent as a form (`curl -d`), which mangles images.
+    Form,
 }
 
 impl Refusal {
@@ -772,7 +813,8 @@ impl Refusal {
         match self {
             Refusal::Frame(PublishError::Frame(FrameError::NotImage(_)))
             | Refusal::Frame(PublishError::Frame(FrameError::NotJpeg(_)))
-            | Refusal::Split(Problem::Garbage { .. }) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            | Refusal::Split(Problem::Garbage { .. })
+            | Refusal::Form => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Refusal::TooLarge(_)
             | Refusal::Frame(PublishError::Frame(FrameError::TooManyPixels { .. })) => {
                 StatusCode::PAYLOAD_TOO_LARGE
@@ -802,6 +844,12 @@ impl std::fmt::Display for Refusal {
                 "the body starts with a \"--\" line that names no boundary: a multipart body starts with --BOUNDARY (or send Content-Type: multipart/x-mixed-replace; boundary=BOUNDARY)"
             ),
             Refusal::Body(e) => write!(f, "reading the body failed: {e}"),
+            Refusal::Form => write!(
+                f,
+                "the body is a form (Content-Type application/x-www-form-urlencoded), not an image: \
+                 curl -d strips the file's newlines and breaks it; send it as it is with \
+                 curl --data-binary @FILE or curl -T FILE"
+            ),
             Refusal::Idle(idle) => write!(
                 f,
                 "the body sent nothing for {} s (see --push-idle-timeout)",

@@ -267,6 +267,15 @@ impl Hub {
         self.inner.source_errors.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts an error of the source, as [`record_source_error`]
+    /// does, and shows `why` as the stream's `last_error` in `/status`.
+    ///
+    /// [`record_source_error`]: Hub::record_source_error
+    pub fn source_error(&self, why: &dyn std::fmt::Display) {
+        self.record_source_error();
+        *lock(&self.inner.last_error) = Some(why.to_string());
+    }
+
     /// Counts an attempt to reconnect to an upstream after an error (relays).
     pub fn record_reconnect(&self) {
         self.inner.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -462,7 +471,8 @@ pub struct HubStats {
     pub height: Option<u16>,
     /// Size of the newest frame in bytes.
     pub bytes: Option<usize>,
-    /// Why the last refused frame was refused.
+    /// Why the last refused frame was refused, or the source's last
+    /// error (a relay's lost upstream).
     pub last_error: Option<String>,
     /// What the source is doing.
     pub source: SourceState,

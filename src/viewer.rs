@@ -97,7 +97,7 @@ impl Viewer {
     /// some embedded clients do it): only a write tells them apart, since a
     /// closed socket answers data with a reset, which fails the write after
     /// it. So unless new frames go out anyway, the newest frame goes out
-    /// again now and after each of [`PROBE_GAPS`], not counted in the
+    /// again now and after each of `PROBE_GAPS`, not counted in the
     /// viewer's frames and bytes: a viewer still there gets the frame it
     /// has a few more times, and one that is gone is noticed within a round
     /// trip even when the source is idle.

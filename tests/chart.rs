@@ -436,3 +436,113 @@ async fn a_sample_from_the_far_future_is_refused_and_the_chart_keeps_drawing() {
     .await;
     assert_eq!(status, 204, "{text}");
 }
+
+/// The source state of stream `name` in `/status`: (state, detail).
+async fn source_state(addr: std::net::SocketAddr, name: &str) -> (String, String) {
+    let status = status_json(addr).await;
+    let stream = status["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no stream {name}: {status}"))
+        .clone();
+    (
+        stream["source"]["state"].as_str().unwrap().to_string(),
+        stream["source"]["detail"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+    )
+}
+
+#[tokio::test]
+async fn status_says_when_no_line_came_on_stdin() {
+    let mut p = ServerProcess::start_with_stdin(
+        &["--stream", "cpu=chart:stdin"],
+        std::process::Stdio::piped(),
+    );
+    let (state, detail) = source_state(p.addr, "cpu").await;
+    assert_eq!(state, "waiting");
+    assert!(
+        detail.starts_with("no line on standard input yet") && detail.contains("stdbuf"),
+        "{detail}"
+    );
+    write(&mut p, "procs memory\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (state, detail) = source_state(p.addr, "cpu").await;
+        if detail.contains("no sample yet") {
+            assert_eq!(state, "waiting");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{state} {detail}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    write(&mut p, "cpu=1\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while source_state(p.addr, "cpu").await.0 != "running" {
+        assert!(Instant::now() < deadline, "not running after a sample");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The README's `chart:stdin` example, run as written (with the server
+/// from this build and on a free port): samples arrive within seconds,
+/// not after awk has filled a 4 KB buffer (mawk, Debian's awk, buffers
+/// output to a pipe).
+#[tokio::test]
+async fn the_readme_vmstat_example_shows_samples_within_seconds() {
+    if !tool_available("vmstat", "procps") {
+        return;
+    }
+    let readme = include_str!("../README.md");
+    let line = readme
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("vmstat") && l.contains("chart:stdin"))
+        .expect("README has a vmstat | … chart:stdin example");
+    assert!(
+        line.ends_with("mjpeg-server --stream mem=chart:stdin"),
+        "{line}"
+    );
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_mjpeg-server"));
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    use std::os::unix::process::CommandExt;
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{line} --listen 127.0.0.1:0 --resend-after 0"))
+        // A process group of its own, so that the whole pipeline can be
+        // stopped.
+        .process_group(0)
+        .env("PATH", path)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr: std::net::SocketAddr = loop {
+        let line = lines.next().expect("server exited").unwrap();
+        if let Some(rest) = line.split("serving http://").nth(1) {
+            break rest.trim_end_matches('/').parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let mut state = source_state(addr, "mem").await;
+    while state.0 != "running" && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        state = source_state(addr, "mem").await;
+    }
+    let group = format!("-{}", child.id());
+    let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+    stop(&mut child);
+    assert_eq!(state.0, "running", "no sample within 8 s: {state:?}");
+}

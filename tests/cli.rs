@@ -342,3 +342,268 @@ fn sigterm_stops_the_server_even_with_stderr_gone() {
     let _ = child.kill();
     panic!("the server ignored SIGTERM with its stderr closed");
 }
+
+/// A child process that is stopped when dropped, so that a failing test
+/// leaves no server behind.
+struct Running(std::process::Child);
+
+impl std::ops::Deref for Running {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        stop(&mut self.0);
+    }
+}
+
+/// Starts the program with exactly `args` (no `--listen` added) and
+/// RUST_LOG=info; returns it and a channel of its stderr lines.
+fn spawn_logged(args: &[&str]) -> (Running, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (Running(child), rx)
+}
+
+/// Lines from `rx` until one contains `want` (returned), or panics after
+/// `within` with what came.
+fn wait_line(rx: &std::sync::mpsc::Receiver<String>, want: &str, within: Duration) -> String {
+    let until = std::time::Instant::now() + within;
+    let mut seen = Vec::new();
+    while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains(want) => return line,
+            Ok(line) => seen.push(line),
+            Err(_) => break,
+        }
+    }
+    panic!(
+        "no line with {want:?} within {within:?}; got:\n{}",
+        seen.join("\n")
+    );
+}
+
+/// The addresses of every "serving http://ADDR/" line until the program
+/// has logged them all (the stream URL lines that follow each one end
+/// with the last stream's name).
+fn serving_addrs(rx: &std::sync::mpsc::Receiver<String>) -> Vec<SocketAddr> {
+    serving_addrs_and_log(rx).0
+}
+
+/// [`serving_addrs`], and the other lines read meanwhile.
+fn serving_addrs_and_log(rx: &std::sync::mpsc::Receiver<String>) -> (Vec<SocketAddr>, Vec<String>) {
+    let mut addrs = Vec::new();
+    let mut others = Vec::new();
+    while addrs.is_empty() {
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("not serving; got:\n{}", others.join("\n")));
+        match line.contains("serving http://") {
+            true => addrs.push(line),
+            false => others.push(line),
+        }
+    }
+    while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+        if line.contains("serving http://") {
+            addrs.push(line);
+        } else {
+            others.push(line);
+        }
+    }
+    let addrs = addrs
+        .iter()
+        .map(|l| {
+            let rest = l.split("serving http://").nth(1).unwrap();
+            rest.trim_end_matches('/').parse().unwrap()
+        })
+        .collect();
+    (addrs, others)
+}
+
+#[tokio::test]
+async fn a_port_alone_and_a_host_name_are_listen_addresses() {
+    // A port alone is loopback, as the default is.
+    for args in [&["--listen", "0"][..], &["--port", "0"]] {
+        let (mut child, rx) = spawn_logged(args);
+        let addrs = serving_addrs(&rx);
+        assert_eq!(addrs.len(), 1, "{args:?}: {addrs:?}");
+        assert_eq!(addrs[0].ip().to_string(), "127.0.0.1", "{args:?}");
+        let page = reqwest::get(format!("http://{}/", addrs[0]))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("/stream/demo"), "{args:?}: {page}");
+        stop(&mut child);
+    }
+    // A name is resolved and every address it names is listened on.
+    let (mut child, rx) = spawn_logged(&["--listen", "localhost:0"]);
+    let addrs = serving_addrs(&rx);
+    let resolved: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs("localhost:0")
+        .unwrap()
+        .collect();
+    assert!(!addrs.is_empty());
+    assert!(addrs.len() <= resolved.len(), "{addrs:?} {resolved:?}");
+    for addr in &addrs {
+        assert!(addr.ip().is_loopback(), "{addr}");
+        let res = reqwest::get(format!("http://{addr}/status")).await.unwrap();
+        assert_eq!(res.status(), 200, "{addr}");
+    }
+    stop(&mut child);
+    // The same in the config file.
+    let dir = tempfile::tempdir().unwrap();
+    for listen in ["0", "\"0\"", "\"localhost:0\"", "[\"0\"]"] {
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, format!("listen = {listen}\n")).unwrap();
+        let (mut child, rx) = spawn_logged(&["--config", file.to_str().unwrap()]);
+        let addrs = serving_addrs(&rx);
+        assert!(
+            addrs.iter().all(|a| a.ip().is_loopback()),
+            "{listen}: {addrs:?}"
+        );
+        let res = reqwest::get(format!("http://{}/status", addrs[0]))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{listen}");
+        stop(&mut child);
+    }
+}
+
+#[test]
+fn listen_mistakes_are_named() {
+    assert_one_line_error(&["--port", "0", "--listen", "127.0.0.1:0"], "--port");
+    assert_one_line_error(&["--port", "70000"], "70000");
+    assert_one_line_error(&["--listen", "localhost"], "localhost");
+    assert_one_line_error(&["--listen", "local host:80"], "local host:80");
+    assert_one_line_error(&["--listen", "::1:80"], "[::1]:8080");
+    // A name that does not resolve stops the server before it serves
+    // (.invalid never resolves: RFC 6761).
+    let (code, _, err) = run_to_end(&["--listen", "nowhere.invalid:0"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("nowhere.invalid:0") && err.contains("does not resolve"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_exec_command_not_on_path_is_named_at_start_and_retried() {
+    let (mut child, rx) = spawn_logged(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--stream",
+        "cam=exec:no-such-camera-tool -t 0 --codec mjpeg -o -",
+    ]);
+    let line = wait_line(&rx, "not found on PATH", Duration::from_secs(10));
+    assert!(line.contains("\"no-such-camera-tool\""), "{line}");
+    assert!(line.contains("WARN"), "{line}");
+    // It keeps trying: the command is started again.
+    wait_line(&rx, "restarting in", Duration::from_secs(10));
+    wait_line(&rx, "restarting in", Duration::from_secs(10));
+    assert!(child.try_wait().unwrap().is_none(), "the server exited");
+    stop(&mut child);
+}
+
+#[tokio::test]
+async fn a_relay_never_prints_its_password_and_says_why_it_fails() {
+    // A port with nothing listening: connections are refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let source = format!("cam=relay:http://admin:secret@127.0.0.1:{port}/stream#always");
+    let (code, out, err) = run_to_end(&["--check-config", "--stream", &source]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("secret"), "{out}");
+    assert!(out.contains("http://admin:***@127.0.0.1"), "{out}");
+
+    let (mut child, rx) = spawn_logged(&["--listen", "127.0.0.1:0", "--stream", &source]);
+    let (addrs, mut lines) = serving_addrs_and_log(&rx);
+    let addr = addrs[0];
+    // Back-off 0.5, 1, 2 s: four attempts fail within 4 s.
+    let until = std::time::Instant::now() + Duration::from_secs(4);
+    while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) => lines.push(line),
+            Err(_) => break,
+        }
+    }
+    let status = status_json(addr).await;
+    stop(&mut child);
+    while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+        lines.push(line);
+    }
+    let log = lines.join("\n");
+    assert!(!log.contains("secret"), "{log}");
+    let warnings: Vec<&String> = lines.iter().filter(|l| l.contains("WARN")).collect();
+    assert!(!warnings.is_empty(), "{log}");
+    assert!(warnings[0].contains("admin:***@127.0.0.1"), "{log}");
+    assert!(
+        warnings[0].to_lowercase().contains("connection refused"),
+        "{log}"
+    );
+    // The same failure again and again is one warning until a minute has
+    // passed, not one per attempt.
+    assert_eq!(warnings.len(), 1, "{log}");
+    let text = status.to_string();
+    assert!(!text.contains("secret"), "{text}");
+    let last = status["streams"][0]["last_error"].as_str().unwrap_or("");
+    assert!(
+        last.to_lowercase().contains("connection refused"),
+        "{status}"
+    );
+    assert!(
+        status["streams"][0]["upstream_reconnects"]
+            .as_u64()
+            .unwrap()
+            >= 2,
+        "{status}"
+    );
+}
+
+#[test]
+fn trusted_proxies_come_from_the_flag_or_the_file() {
+    assert_one_line_error(&["--trusted-proxy", "10.0.0.0/33"], "10.0.0.0/33");
+    let (code, out, err) = run_to_end(&["--check-config", "--trusted-proxy", "127.0.0.1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("trusted-proxy = [\"127.0.0.1/32\"]"), "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, "trusted-proxy = [\"10.0.0.0/8\", \"::1\"]\n").unwrap();
+    let (code, out, err) = run_to_end(&["--check-config", "--config", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("trusted-proxy = [\"10.0.0.0/8\", \"::1/128\"]"),
+        "{out}"
+    );
+    std::fs::write(&file, "trusted-proxy = \"nowhere\"\n").unwrap();
+    let (code, _, err) = run_to_end(&["--check-config", "--config", file.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("trusted-proxy") && err.contains("nowhere"),
+        "{err}"
+    );
+}

@@ -53,8 +53,10 @@ async fn viewers_through_nginx_get_the_origins_frames_and_survive_an_edge() {
     let Some(nginx) = nginx() else { return };
     let (_origin, origin) = server(&["--stream", "cam=push"]);
     let upstream = format!("cam=relay:http://{origin}/stream/cam#always");
-    let (edge1_proc, edge1) = server(&["--stream", &upstream]);
-    let (_edge2_proc, edge2) = server(&["--stream", &upstream]);
+    // As the README's recipe: the edges believe nginx's X-Forwarded-For.
+    let edge = ["--trusted-proxy", "127.0.0.1", "--stream", &upstream];
+    let (edge1_proc, edge1) = server(&edge);
+    let (_edge2_proc, edge2) = server(&edge);
 
     // The shipped configuration, pointed at this test's ports and run
     // unprivileged from a scratch folder.

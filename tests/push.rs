@@ -357,3 +357,69 @@ async fn pushes_built_to_be_slow_to_parse_leave_the_server_responsive() {
         assert!(status == 400 || status == 415, "{status} {text:?}");
     }
 }
+
+#[tokio::test]
+async fn a_push_to_an_unknown_stream_names_allow_create() {
+    let srv = push_server(HttpOptions::default()).await;
+    let res = put(srv.url("/stream/new"), corpus("jpeg_5k.jpg")).await;
+    assert_eq!(res.status(), 404);
+    let text = res.text().await.unwrap();
+    assert!(text.contains("no stream named \"new\""), "{text}");
+    assert!(text.contains("--allow-create"), "{text}");
+    // A viewer asking for a missing stream is not told about pushing.
+    let res = reqwest::get(srv.url("/snapshot/new")).await.unwrap();
+    assert_eq!(res.status(), 404);
+    assert!(!res.text().await.unwrap().contains("--allow-create"));
+}
+
+/// What `curl -d @frame.jpg` sends: the file with every CR and LF removed,
+/// as a form.
+fn as_curl_d_sends(file: &[u8]) -> Vec<u8> {
+    file.iter()
+        .copied()
+        .filter(|b| *b != b'\r' && *b != b'\n')
+        .collect()
+}
+
+#[tokio::test]
+async fn a_form_encoded_push_is_refused_with_the_curl_flag_that_works() {
+    let srv = push_server(HttpOptions::default()).await;
+    let mut viewer = RawClient::stream(srv.addr, "/stream/cam").await;
+    let http = reqwest::Client::new();
+    for name in ["jpeg_5k.jpg", "jpeg_50k.jpg", "image.png"] {
+        let res = http
+            .post(srv.url("/stream/cam"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(as_curl_d_sends(&corpus(name)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 415, "{name}");
+        let text = res.text().await.unwrap();
+        assert!(
+            text.contains("--data-binary") && text.contains("-T"),
+            "{name}: {text}"
+        );
+    }
+    let status = status_json(srv.addr).await;
+    assert_eq!(status["streams"][0]["frames_published"], 0, "{status}");
+    assert!(
+        status["streams"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("--data-binary"),
+        "{status}"
+    );
+    // The same file sent whole (curl --data-binary) goes through.
+    let res = http
+        .post(srv.url("/stream/cam"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(corpus("jpeg_5k.jpg"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 415, "a form is never an image");
+    let res = put(srv.url("/stream/cam"), corpus("jpeg_5k.jpg")).await;
+    assert_eq!(res.status(), 204);
+    assert_eq!(viewer.part().await.jpeg, corpus("jpeg_5k.jpg"));
+}

@@ -51,21 +51,39 @@ use crate::tls::Tls;
 use crate::viewer::{self, Viewer};
 
 mod activity;
+pub mod forwarded;
 mod per_address;
 mod wire;
 
 use activity::{Activity, Expired, Tracked};
+pub use forwarded::TrustedProxy;
 use per_address::PerAddress;
 use wire::{answer, read_head, Head, Prefixed};
 
-/// An address to listen on: TCP (IPv4 or IPv6) or, on Unix, a Unix socket
-/// written `unix:PATH`.
+/// An address to listen on: TCP (IPv4 or IPv6), a host name and port, or,
+/// on Unix, a Unix socket written `unix:PATH`.
+///
+/// Parsed from `PORT` alone (`8080`: 127.0.0.1, so that nothing is exposed
+/// to the network unless an address is given), `ADDR:PORT` (`0.0.0.0:8080`,
+/// `[::1]:8080`), `HOST:PORT` (`localhost:8080`) or `unix:PATH`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenAddr {
     /// A TCP address and port, e.g. `127.0.0.1:8080` or `[::1]:8080`.
     Tcp(SocketAddr),
+    /// A host name and port, e.g. `localhost:8080`, resolved when the
+    /// server binds: it listens on every address the name resolves to
+    /// (`localhost` is often both 127.0.0.1 and ::1). With port 0 each of
+    /// them gets a free port of its own.
+    Host(String, u16),
     /// A Unix domain socket at this path (`unix:/run/mjpeg.sock`).
     Unix(PathBuf),
+}
+
+impl ListenAddr {
+    /// The address a bare port means: loopback only, as with no flag at all.
+    pub fn port(port: u16) -> ListenAddr {
+        ListenAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], port)))
+    }
 }
 
 impl FromStr for ListenAddr {
@@ -78,9 +96,30 @@ impl FromStr for ListenAddr {
             }
             return Ok(ListenAddr::Unix(PathBuf::from(path)));
         }
-        s.parse().map(ListenAddr::Tcp).map_err(|_| {
-            format!("{s:?} is not an ADDR:PORT (e.g. 127.0.0.1:8080 or [::1]:8080) or unix:PATH")
-        })
+        let bad = || {
+            format!(
+                "{s:?} is not a PORT, ADDR:PORT or HOST:PORT (e.g. 8080, 0.0.0.0:8080, [::1]:8080, \
+                 localhost:8080) or unix:PATH"
+            )
+        };
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+            return s.parse().map(ListenAddr::port).map_err(|_| bad());
+        }
+        if let Ok(addr) = s.parse() {
+            return Ok(ListenAddr::Tcp(addr));
+        }
+        // A host name: letters, digits, '-', '_' and '.', no ':' (an IPv6
+        // address needs brackets, and a bad one is not a name either).
+        let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+        let is_name = !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && !host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+        match port.parse::<u16>() {
+            Ok(port) if is_name => Ok(ListenAddr::Host(host.to_string(), port)),
+            _ => Err(bad()),
+        }
     }
 }
 
@@ -88,6 +127,7 @@ impl fmt::Display for ListenAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ListenAddr::Tcp(addr) => write!(f, "{addr}"),
+            ListenAddr::Host(host, port) => write!(f, "{host}:{port}"),
             ListenAddr::Unix(path) => write!(f, "unix:{}", path.display()),
         }
     }
@@ -114,9 +154,17 @@ pub struct ServerOptions {
     /// IPv6 prefix: see `ipv6_prefix`); past it, `503`. 0 turns the limit
     /// off. One host cannot take every slot of `max_connections`. Over
     /// HTTP/2 every request open on a connection counts as one more. Behind
-    /// a reverse proxy every client has the proxy's address: raise it or
-    /// turn it off there.
+    /// a reverse proxy every client has the proxy's address: name the
+    /// proxy in `trusted_proxies`, or raise the limit or turn it off there.
     pub max_connections_per_address: usize,
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers are
+    /// believed: for connections from them, the client is the rightmost
+    /// address in those headers that is not itself a trusted proxy, for the
+    /// per-address limit, the logs and `/status`. Their connections take
+    /// their per-address place when the request head has been read, not at
+    /// accept. Empty (the default): the headers are ignored, since any
+    /// client can send them.
+    pub trusted_proxies: Vec<TrustedProxy>,
     /// IPv6 clients whose addresses share this many leading bits count as
     /// one client for `max_connections_per_address`: a host usually has a
     /// whole /64 and can use any address in it. 128 counts exact addresses.
@@ -141,12 +189,20 @@ pub struct ServerOptions {
     pub http: HttpOptions,
 }
 
+impl ServerOptions {
+    /// Whether `peer` is one of the `trusted_proxies`.
+    fn is_trusted_proxy(&self, peer: SocketAddr) -> bool {
+        self.trusted_proxies.iter().any(|t| t.contains(peer.ip()))
+    }
+}
+
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             max_connections: 4096,
             max_connections_per_address: 256,
             ipv6_prefix: 64,
+            trusted_proxies: Vec::new(),
             write_timeout: Some(Duration::from_secs(10)),
             header_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
@@ -169,6 +225,14 @@ pub enum ServerError {
     /// No address to listen on was given.
     #[error("no address to listen on")]
     NoAddress,
+    /// A host name did not resolve to any address.
+    #[error("cannot listen on {addr}: the name does not resolve: {error}")]
+    Resolve {
+        /// The address asked for.
+        addr: ListenAddr,
+        /// What the resolver said.
+        error: io::Error,
+    },
     /// Any other failure to bind.
     #[error("cannot listen on {addr}: {error}")]
     Bind {
@@ -212,18 +276,26 @@ impl Server {
     ) -> Result<Server, ServerError> {
         let mut listeners = Vec::with_capacity(addrs.len());
         for addr in addrs {
-            let bound = match addr {
-                ListenAddr::Tcp(a) => TcpListener::bind(a).await.map(Listener::Tcp),
-                ListenAddr::Unix(path) => bind_unix(path).await,
-            };
-            let listener = bound.map_err(|error| match error.kind() {
+            let bind_error = |error: io::Error| match error.kind() {
                 io::ErrorKind::AddrInUse => ServerError::AddrInUse { addr: addr.clone() },
                 _ => ServerError::Bind {
                     addr: addr.clone(),
                     error,
                 },
-            })?;
-            listeners.push(listener);
+            };
+            match addr {
+                ListenAddr::Tcp(a) => listeners.push(Listener::Tcp(
+                    TcpListener::bind(a).await.map_err(bind_error)?,
+                )),
+                ListenAddr::Unix(path) => {
+                    listeners.push(bind_unix(path).await.map_err(bind_error)?)
+                }
+                ListenAddr::Host(host, port) => {
+                    for listener in bind_host(addr, host, *port).await? {
+                        listeners.push(listener);
+                    }
+                }
+            }
         }
         if listeners.is_empty() {
             return Err(ServerError::NoAddress);
@@ -248,7 +320,7 @@ impl Server {
             .into_iter()
             .find_map(|a| match a {
                 ListenAddr::Tcp(a) => Some(a),
-                ListenAddr::Unix(_) => None,
+                ListenAddr::Host(..) | ListenAddr::Unix(_) => None,
             })
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
@@ -319,6 +391,53 @@ impl Listener {
             #[cfg(unix)]
             Listener::Unix(_, path) => ListenAddr::Unix(path.clone()),
         }
+    }
+}
+
+/// Binds every address that `host` resolves to (each once), so that
+/// `localhost:8080` answers on both 127.0.0.1 and ::1 where it names both.
+/// An address of the name that this machine cannot bind (::1 with IPv6
+/// turned off) is skipped with a warning as long as another one binds; a
+/// port in use is an error.
+async fn bind_host(addr: &ListenAddr, host: &str, port: u16) -> Result<Vec<Listener>, ServerError> {
+    let resolved = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|error| ServerError::Resolve {
+            addr: addr.clone(),
+            error,
+        })?;
+    let mut unique: Vec<SocketAddr> = Vec::new();
+    for a in resolved {
+        if !unique.contains(&a) {
+            unique.push(a);
+        }
+    }
+    let mut listeners = Vec::new();
+    let mut unusable = None;
+    for a in &unique {
+        match TcpListener::bind(a).await {
+            Ok(l) => listeners.push(Listener::Tcp(l)),
+            Err(error) if error.kind() == io::ErrorKind::AddrInUse => {
+                return Err(ServerError::AddrInUse {
+                    addr: ListenAddr::Tcp(*a),
+                })
+            }
+            Err(error) => {
+                tracing::warn!("{addr} resolves to {a}, which cannot be listened on: {error}");
+                unusable = Some(ServerError::Bind {
+                    addr: ListenAddr::Tcp(*a),
+                    error,
+                });
+            }
+        }
+    }
+    match (listeners.is_empty(), unusable) {
+        (false, _) => Ok(listeners),
+        (true, Some(e)) => Err(e),
+        (true, None) => Err(ServerError::Resolve {
+            addr: addr.clone(),
+            error: io::Error::new(io::ErrorKind::NotFound, "no address"),
+        }),
     }
 }
 
@@ -428,10 +547,17 @@ impl Acceptor {
                 turn_away(socket, "too many connections, try later\n");
                 continue;
             };
-            let Some(slot) = self.per_address.take(peer) else {
-                tracing::debug!(?peer, "refused: too many connections from this address");
-                turn_away(socket, TOO_MANY_FROM_ADDRESS);
-                continue;
+            // A trusted proxy's connection is counted for the client it
+            // names, once its request head is read (see `Handler::run`).
+            let slot = if peer.is_some_and(|p| self.opts.is_trusted_proxy(p)) {
+                None
+            } else {
+                let Some(slot) = self.per_address.take(peer) else {
+                    tracing::debug!(?peer, "refused: too many connections from this address");
+                    turn_away(socket, TOO_MANY_FROM_ADDRESS);
+                    continue;
+                };
+                slot
             };
             let handler = Handler {
                 streams: self.streams.clone(),
@@ -550,6 +676,26 @@ impl Handler {
             // to answer.
             Ok(Ok(Head::Closed)) | Ok(Err(_)) | Err(_) => return,
         }
+        // From a trusted proxy: the client it names is the peer from here
+        // on, and takes the per-address place that others took at accept.
+        let proxy = peer.filter(|p| self.opts.is_trusted_proxy(*p));
+        let mut _slot = None;
+        let peer = match proxy {
+            Some(p) => {
+                let client = forwarded::client_of_head(p, &self.opts.trusted_proxies, &head);
+                match self.per_address.take(Some(client)) {
+                    Some(slot) => _slot = slot,
+                    None => {
+                        tracing::debug!(?client, proxy = ?p, "refused: too many connections from this address");
+                        let extra = "Retry-After: 1\r\n";
+                        return answer(io, "503 Service Unavailable", extra, TOO_MANY_FROM_ADDRESS)
+                            .await;
+                    }
+                }
+                Some(client)
+            }
+            None => peer,
+        };
         // A plain GET of a stream the client may watch.
         let direct = viewer::direct_request(&self.streams, &self.opts.http.access, &head);
         if let Some(direct) = direct {
@@ -558,7 +704,7 @@ impl Handler {
                 .try_subscribe_from(peer, self.opts.http.max_clients_per_stream)
             else {
                 // Full: the HTTP routes answer with the reason.
-                return self.serve_http(io, head, peer).await;
+                return self.serve_http(io, head, peer, proxy).await;
             };
             drop(head);
             let viewer = Viewer::new(
@@ -573,13 +719,20 @@ impl Handler {
             }
             return;
         }
-        self.serve_http(io, head, peer).await
+        self.serve_http(io, head, peer, proxy).await
     }
 
     /// Serves the connection with hyper (HTTP/1.1 or HTTP/2), which reads
-    /// `head` first.
-    async fn serve_http<S>(self, io: S, head: BytesMut, peer: Option<SocketAddr>)
-    where
+    /// `head` first. `peer` is the client of the first request; `proxy` the
+    /// connection's peer when it is a trusted proxy, whose later requests
+    /// name their own clients.
+    async fn serve_http<S>(
+        self,
+        io: S,
+        head: BytesMut,
+        peer: Option<SocketAddr>,
+        proxy: Option<SocketAddr>,
+    ) where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let io = TokioIo::new(Prefixed::new(head.freeze(), io));
@@ -604,6 +757,7 @@ impl Handler {
             activity: activity.clone(),
             per_address: self.per_address.clone(),
             peer,
+            proxy: proxy.map(|p| (p, self.opts.clone())),
         });
         let conn = builder.serve_connection(io, service);
         tokio::pin!(conn);
@@ -643,6 +797,10 @@ struct Requests {
     activity: Arc<Activity>,
     per_address: PerAddress,
     peer: Option<SocketAddr>,
+    /// The connection's peer when it is a trusted proxy (with the options
+    /// that name the trusted proxies): each request's client is then read
+    /// from its own headers.
+    proxy: Option<(SocketAddr, Arc<ServerOptions>)>,
 }
 
 impl tower::Service<Request<Incoming>> for Requests {
@@ -656,14 +814,22 @@ impl tower::Service<Request<Incoming>> for Requests {
 
     fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
         let flight = self.activity.begin();
+        let peer = match &self.proxy {
+            Some((proxy, opts)) => Some(forwarded::client_of_request(
+                *proxy,
+                &opts.trusted_proxies,
+                req.headers(),
+            )),
+            None => self.peer,
+        };
         // Over HTTP/1 a connection is one request at a time and took its
         // place at accept; over HTTP/2 every request is another client of
         // the connection's address, counted as a connection would be.
         let slot = if req.version() == Version::HTTP_2 {
-            match self.per_address.take(self.peer) {
+            match self.per_address.take(peer) {
                 Some(slot) => slot,
                 None => {
-                    tracing::debug!(peer = ?self.peer, "refused: too many HTTP/2 streams from this address");
+                    tracing::debug!(?peer, "refused: too many HTTP/2 streams from this address");
                     let refusal = too_many_from_address();
                     return Box::pin(async move {
                         Ok(refusal.map(|b| Body::new(Tracked::new(b, flight, ()))))
@@ -675,7 +841,7 @@ impl tower::Service<Request<Incoming>> for Requests {
         };
         // Routes learn the client's address the way axum's own server tells
         // them: a `ConnectInfo` in the request's extensions.
-        if let Some(peer) = self.peer {
+        if let Some(peer) = peer {
             req.extensions_mut().insert(ConnectInfo(peer));
         }
         let app = self.app.clone();
@@ -683,5 +849,76 @@ impl tower::Service<Request<Incoming>> for Requests {
             let res = app.oneshot(req.map(Body::new)).await?;
             Ok(res.map(|b| Body::new(Tracked::new(b, flight, slot))))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_parse_as_users_type_them() {
+        assert_eq!("8080".parse(), Ok(ListenAddr::port(8080)));
+        assert_eq!(
+            "0.0.0.0:80".parse(),
+            Ok(ListenAddr::Tcp("0.0.0.0:80".parse().unwrap()))
+        );
+        assert_eq!(
+            "localhost:8080".parse(),
+            Ok(ListenAddr::Host("localhost".into(), 8080))
+        );
+        assert_eq!(
+            "cam-1.lan:0".parse(),
+            Ok(ListenAddr::Host("cam-1.lan".into(), 0))
+        );
+        for bad in [
+            "",
+            "65536",
+            "localhost",
+            ":80",
+            "::1:80",
+            "1.2.3:80",
+            "a b:80",
+            "host:",
+            "host:x",
+            "unix:",
+        ] {
+            assert!(bad.parse::<ListenAddr>().is_err(), "{bad:?}");
+        }
+    }
+
+    /// Every string either fails to parse or parses to an address that
+    /// prints back as something that parses to the same address; a bare
+    /// port is always loopback.
+    #[test]
+    fn listen_parsing_round_trips_on_random_input() {
+        const ALPHABET: &[u8] = b"0123456789:.[]ablocsthx-_ /unix";
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..50_000 {
+            let len = (next() % 16) as usize;
+            let s: String = (0..len)
+                .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize] as char)
+                .collect();
+            let Ok(addr) = s.parse::<ListenAddr>() else {
+                continue;
+            };
+            let again: ListenAddr = addr.to_string().parse().unwrap();
+            assert_eq!(again, addr, "{s:?}");
+            if s.bytes().all(|b| b.is_ascii_digit()) {
+                assert!(
+                    matches!(addr, ListenAddr::Tcp(a) if a.ip().is_loopback()),
+                    "{s:?}"
+                );
+            }
+        }
+        for port in 0..=u16::MAX {
+            assert_eq!(port.to_string().parse(), Ok(ListenAddr::port(port)));
+        }
     }
 }

@@ -10,8 +10,9 @@
 //!   an array of such objects is a batch) or with text
 //!   lines `load=0.42 temp=61.5`, one sample per line;
 //! * lines of the same text form on standard input (`chart:stdin`), so
-//!   `vmstat 1 | awk '{print "free=" $4}' | mjpeg-server --stream mem=chart:stdin`
-//!   works;
+//!   `vmstat 1 | while read -r _ _ _ free _; do echo "free=$free"; done | mjpeg-server --stream mem=chart:stdin`
+//!   works (a program that buffers its output to a pipe, as awk does,
+//!   shows nothing for minutes; see the README);
 //! * from Rust, [`Chart::push_sample`].
 //!
 //! Each name is a series with its own colour and legend entry. The x axis
@@ -860,10 +861,16 @@ impl Chart {
     /// chart. [`Chart::start`] spawns this; run it once per chart (a chart
     /// feeds one stream; two runs would share its wake-ups).
     pub async fn run(self, hub: Hub, shutdown: CancellationToken) {
+        self.run_waiting(hub, shutdown, "no sample yet").await
+    }
+
+    /// [`run`](Chart::run), with `waiting` as the source state in
+    /// `/status` until the first sample.
+    async fn run_waiting(self, hub: Hub, shutdown: CancellationToken, waiting: &str) {
         let min_interval = Duration::from_secs_f64(1.0 / self.shared.options.max_fps);
         let mut drawn: Option<u64> = None;
         let mut last: Option<Instant> = None;
-        hub.set_source_state(SourceState::Waiting("no sample yet".into()));
+        hub.set_source_state(SourceState::Waiting(waiting.into()));
         loop {
             if drawn.is_some() {
                 tokio::select! {
@@ -981,14 +988,23 @@ pub fn spawn(spec: ChartSpec, hub: Hub, shutdown: CancellationToken) -> JoinHand
     let chart = Chart::new(spec.options);
     chart.attach(&hub);
     tokio::spawn(async move {
-        let render = chart.clone().run(hub.clone(), shutdown.clone());
         if spec.stdin {
+            let render = chart
+                .clone()
+                .run_waiting(hub.clone(), shutdown.clone(), STDIN_WAITING);
             tokio::join!(render, read_stdin(chart, hub, shutdown));
         } else {
-            render.await;
+            chart.run(hub, shutdown).await;
         }
     })
 }
+
+/// The state of a `chart:stdin` source until the first line: a pipeline
+/// whose program buffers its output (awk, grep, python writing to a pipe
+/// hold back 4 KB or more) shows nothing for minutes, and this says where
+/// to look.
+const STDIN_WAITING: &str = "no line on standard input yet; a program writing to a pipe may \
+     hold its lines back (awk, grep, python): see its line-buffering option, or stdbuf -oL";
 
 /// `chart:stdin`: takes a sample from every line on standard input until it
 /// closes. Bad lines are logged and skipped; the chart keeps accepting
@@ -1074,6 +1090,12 @@ async fn read_lines<R: AsyncRead + Unpin>(
 }
 
 fn take_line(chart: &Chart, hub: &Hub, line: &[u8], number: u64) {
+    if number == 1 && hub.stats().source == SourceState::Waiting(STDIN_WAITING.into()) {
+        // A line came; a sample may not have (a header, a bad line).
+        hub.set_source_state(SourceState::Waiting(
+            "lines arrive on standard input, but no sample yet".into(),
+        ));
+    }
     let text = String::from_utf8_lossy(line);
     let result = parse_line(&text).and_then(|s| match s {
         Some(s) => chart.apply(&[s]).map(|_| ()),

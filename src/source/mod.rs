@@ -272,8 +272,9 @@ impl fmt::Display for SourceSpec {
             SourceSpec::Push => write!(f, "push"),
             SourceSpec::Watch(p, _) => write!(f, "watch:{}", p.display()),
             SourceSpec::Stdin => write!(f, "stdin"),
-            SourceSpec::Exec(cmd) => write!(f, "exec:{cmd}"),
-            SourceSpec::Relay(r) => write!(f, "relay:{}", r.url),
+            // A command line or URL may carry a camera's password.
+            SourceSpec::Exec(cmd) => write!(f, "exec:{}", redact_userinfo(cmd)),
+            SourceSpec::Relay(r) => write!(f, "relay:{}", redact_userinfo(&r.url)),
             SourceSpec::Chart(c) => write!(f, "{c}"),
             SourceSpec::Synthetic(p, _) => write!(f, "synthetic:{}", p.display()),
         }
@@ -484,6 +485,110 @@ fn too_large(why: String) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, why)
 }
 
+/// `text` with the password of every URL in it replaced by `***`
+/// (`http://admin:secret@cam/` becomes `http://admin:***@cam/`), so that
+/// URLs with credentials can be logged and shown in `/status`.
+pub fn redact_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut done = 0;
+    // Where the userinfo last redacted starts: a later '@' of the same
+    // authority (a password with an unescaped '@') extends the redaction,
+    // since the last '@' is the one that ends the userinfo.
+    let mut redacted = None;
+    for (at, _) in text.match_indices('@') {
+        // The userinfo runs from just after `://` to the `@`, with no
+        // '/', '?', '#' or space in it.
+        let start = text[..at]
+            .rfind(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace())
+            .map_or(0, |i| i + 1);
+        if redacted == Some(start) {
+            done = at;
+            continue;
+        }
+        if start < done || !text[..start].ends_with("://") {
+            continue;
+        }
+        if let Some(colon) = text[start..at].find(':') {
+            out.push_str(&text[done..start + colon + 1]);
+            out.push_str("***");
+            done = at;
+            redacted = Some(start);
+        }
+    }
+    out.push_str(&text[done..]);
+    out
+}
+
+/// An error and every error under it, as one line (`cannot reach upstream:
+/// … : Connection refused`): the cause a user can act on is usually the
+/// last. A source whose text its parent already includes is not repeated.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut next = error.source();
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = e.source();
+    }
+    out
+}
+
+/// Holds back a warning that repeats: the first is logged, then the same
+/// text at most once per `every`, with how many were held back. A source
+/// that fails every few seconds for hours (a camera that is off) would
+/// otherwise fill the log with one line per attempt.
+#[derive(Debug)]
+pub(crate) struct Repeats {
+    every: Duration,
+    last: Option<String>,
+    since: tokio::time::Instant,
+    held: u64,
+}
+
+impl Repeats {
+    pub(crate) fn new(every: Duration) -> Repeats {
+        Repeats {
+            every,
+            last: None,
+            since: tokio::time::Instant::now(),
+            held: 0,
+        }
+    }
+
+    /// What to log for the warning `what` now, or `None` to hold it back.
+    pub(crate) fn check(&mut self, what: &str) -> Option<String> {
+        let now = tokio::time::Instant::now();
+        if self.last.as_deref() != Some(what) {
+            let held = std::mem::take(&mut self.held);
+            self.last = Some(what.to_string());
+            self.since = now;
+            return Some(match held {
+                0 => what.to_string(),
+                n => format!("{what} (the previous warning was repeated {n} more times)"),
+            });
+        }
+        if now.duration_since(self.since) < self.every {
+            self.held += 1;
+            return None;
+        }
+        let held = std::mem::take(&mut self.held);
+        self.since = now;
+        Some(format!(
+            "{what} (again; {held} more times since the last warning)"
+        ))
+    }
+
+    /// Forgets the last warning: the next one is logged whatever it says
+    /// (after a success, the same failure is news again).
+    pub(crate) fn reset(&mut self) {
+        self.last = None;
+        self.held = 0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -605,5 +710,60 @@ mod tests {
             "charts".parse::<SourceSpec>(),
             Err(SourceError::Unknown(_))
         ));
+    }
+
+    #[test]
+    fn passwords_in_urls_are_redacted() {
+        for (text, want) in [
+            ("http://admin:secret@cam/x", "http://admin:***@cam/x"),
+            ("http://admin@cam/x", "http://admin@cam/x"),
+            ("http://cam:81/x?a=b@c", "http://cam:81/x?a=b@c"),
+            (
+                "ffmpeg -i rtsp://u:p%40ss@10.0.0.2:554/s -f mjpeg - http://a:b@h",
+                "ffmpeg -i rtsp://u:***@10.0.0.2:554/s -f mjpeg - http://a:***@h",
+            ),
+            ("http://a:b:c@h", "http://a:***@h"),
+            ("http://a:p@ss@h/x", "http://a:***@h/x"),
+            ("http://uhttp://u:PW@host", "http://uhttp://u:***@host"),
+            ("no url here", "no url here"),
+            ("://", "://"),
+        ] {
+            assert_eq!(redact_userinfo(text), want, "{text}");
+        }
+        // Whatever the text, the password never survives.
+        let mut state = 0x2545_F491_4F6C_DD1D_u64;
+        for _ in 0..20_000 {
+            let mut pick = |n: usize| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state % n as u64) as usize
+            };
+            const PIECES: &[&str] = &["http://", "u", ":", "@", "/", "?", "#", " ", "h", "PW"];
+            let mut text = String::new();
+            for _ in 0..pick(12) {
+                text.push_str(PIECES[pick(PIECES.len())]);
+            }
+            let url = format!("{text}http://u:PW@host/p");
+            let red = redact_userinfo(&url);
+            assert!(red.ends_with("http://u:***@host/p"), "{url:?} -> {red:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn repeated_warnings_are_held_back_for_a_minute() {
+        let mut r = Repeats::new(Duration::from_secs(60));
+        assert_eq!(r.check("a").as_deref(), Some("a"));
+        assert_eq!(r.check("a"), None);
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert_eq!(r.check("a"), None);
+        tokio::time::advance(Duration::from_secs(31)).await;
+        let again = r.check("a").unwrap();
+        assert!(again.contains("2 more times"), "{again}");
+        assert_eq!(r.check("a"), None);
+        let b = r.check("b").unwrap();
+        assert!(b.starts_with('b') && b.contains("1 more times"), "{b}");
+        r.reset();
+        assert_eq!(r.check("b").as_deref(), Some("b"));
     }
 }

@@ -2,7 +2,7 @@
 //! JPEGs.
 //!
 //! Encoders and camera tools that speak MJPEG on a pipe (`ffmpeg -f mjpeg -`,
-//! `libcamera-vid --codec mjpeg -o -`, `gst-launch-1.0 … ! jpegenc ! fdsink`)
+//! `rpicam-vid --codec mjpeg -o -`, `gst-launch-1.0 … ! jpegenc ! fdsink`)
 //! write JPEG after JPEG with no length in front and nothing in between. The
 //! [`Splitter`] cuts such a stream back into frames; [`run_reader`] publishes
 //! them from any [`AsyncRead`]; [`run_stdin`] and [`run_exec`] are the two
@@ -744,6 +744,15 @@ pub async fn run_exec_with(
     shutdown: CancellationToken,
 ) {
     tracing::debug!(stream = hub.name(), command, "exec source");
+    if let Some(program) = missing_program(&command, std::env::var_os("PATH").as_deref()) {
+        // Only the program's name: the rest of the line may carry a
+        // password. Still started: it may be installed or mounted later.
+        tracing::warn!(
+            stream = hub.name(),
+            "exec: command {program:?} not found on PATH; is it installed? \
+             (trying anyway, and again with back-off while it fails)"
+        );
+    }
     let mut delay = opts.restart_delay;
     loop {
         let started = Instant::now();
@@ -774,6 +783,52 @@ pub async fn run_exec_with(
             .unwrap_or(Duration::MAX)
             .min(opts.max_restart_delay);
     }
+}
+
+/// The program that `sh -c command` would run first, if it can be told
+/// and is neither a shell builtin or keyword nor an executable file on
+/// `path` (or, for a name with a `/`, at that path). `None` when it is
+/// found or when the line is too much shell to tell (quotes, expansions,
+/// subshells).
+fn missing_program(command: &str, path: Option<&std::ffi::OsStr>) -> Option<String> {
+    // Leading `VAR=value` assignments set the environment of the program
+    // that follows.
+    let word = command
+        .split_whitespace()
+        .find(|w| !w.contains('=') || w.starts_with('='))?;
+    if word.contains([
+        '\'', '"', '$', '`', '(', ')', '{', '}', '<', '>', '|', '&', ';', '\\', '*', '?', '~',
+    ]) {
+        return None;
+    }
+    const SHELL: &[&str] = &[
+        "exec", "if", "while", "until", "for", "case", "!", "[", ".", ":", "cd", "echo", "eval",
+        "printf", "read", "set", "test", "trap", "true", "false", "ulimit", "umask", "wait",
+        "command", "export", "unset", "shift", "times", "type", "alias", "kill", "pwd", "sleep",
+    ];
+    if SHELL.contains(&word) {
+        return None;
+    }
+    let runnable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| {
+            #[cfg(unix)]
+            let executable = {
+                use std::os::unix::fs::PermissionsExt;
+                m.permissions().mode() & 0o111 != 0
+            };
+            #[cfg(not(unix))]
+            let executable = true;
+            m.is_file() && executable
+        })
+    };
+    let found = if word.contains('/') {
+        runnable(std::path::Path::new(word))
+    } else {
+        // sh's own default when PATH is unset.
+        let path = path.unwrap_or(std::ffi::OsStr::new("/usr/local/bin:/usr/bin:/bin"));
+        std::env::split_paths(path).any(|dir| runnable(&dir.join(word)))
+    };
+    (!found).then(|| word.to_string())
 }
 
 /// How long the processes of a command get to exit after SIGTERM (at
@@ -1165,6 +1220,39 @@ mod tests {
                 Split::Frame(_) => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn missing_program_names_the_first_word_only_when_it_can_tell() {
+        let path = Some(std::ffi::OsStr::new("/usr/bin:/bin"));
+        assert_eq!(missing_program("cat x.jpg", path), None);
+        assert_eq!(missing_program("  FOO=1 BAR=2 cat x.jpg", path), None);
+        assert_eq!(missing_program("exec cat x.jpg", path), None);
+        assert_eq!(missing_program("/bin/sh -c true", path), None);
+        assert_eq!(
+            missing_program("rpicam-vid-nonexistent -t 0 -o -", path).as_deref(),
+            Some("rpicam-vid-nonexistent")
+        );
+        assert_eq!(
+            missing_program("A=b ./no/such/tool", path).as_deref(),
+            Some("./no/such/tool")
+        );
+        // On a PATH without it, cat is missing too.
+        assert_eq!(
+            missing_program("cat x", Some(std::ffi::OsStr::new("/nonexistent"))).as_deref(),
+            Some("cat")
+        );
+        // Too much shell to tell: no guess.
+        for line in [
+            "$CAM -o -",
+            "\"my tool\" x",
+            "(cd /; x)",
+            "{ x; }",
+            "",
+            "   ",
+        ] {
+            assert_eq!(missing_program(line, path), None, "{line}");
+        }
     }
 
     #[test]

@@ -88,8 +88,10 @@ impl RelayOptions {
 /// Why one upstream session ended.
 #[derive(Debug, thiserror::Error)]
 enum UpstreamError {
+    /// What reqwest said, its causes included and the URL left out (it
+    /// may carry a password; the log line names the redacted URL).
     #[error("cannot reach upstream: {0}")]
-    Http(#[from] reqwest::Error),
+    Http(String),
     #[error("upstream answered {0}")]
     Status(reqwest::StatusCode),
     #[error("upstream sent no data for {0:?}")]
@@ -111,6 +113,15 @@ enum UpstreamError {
     NoFrame { bytes: u64, timeout: Duration },
     #[error("upstream wants Digest credentials that could not be answered: {0}")]
     Digest(String),
+}
+
+impl From<reqwest::Error> for UpstreamError {
+    /// reqwest's own text ("error sending request for url (…)") hides the
+    /// cause ("Connection refused") in its sources and shows the URL with
+    /// its password.
+    fn from(e: reqwest::Error) -> Self {
+        UpstreamError::Http(super::error_chain(&e.without_url()))
+    }
 }
 
 /// How a session ended without an error.
@@ -139,6 +150,8 @@ pub async fn run(opts: RelayOptions, hub: Hub, shutdown: CancellationToken) {
     };
     let mut viewers = hub.watch_clients();
     let mut backoff = opts.backoff_min;
+    let url = super::redact_userinfo(&opts.url);
+    let mut repeats = super::Repeats::new(REPEAT_WARNING_EVERY);
     loop {
         if opts.on_demand && *viewers.borrow() == 0 {
             hub.set_source_state(SourceState::Waiting(
@@ -152,6 +165,7 @@ pub async fn run(opts: RelayOptions, hub: Hub, shutdown: CancellationToken) {
         match session(&client, &opts, &hub, &mut viewers, &shutdown).await {
             Ok(SessionEnd::Shutdown) => return,
             Ok(SessionEnd::NoViewers) => {
+                repeats.reset();
                 tracing::info!(
                     stream = hub.name(),
                     "no viewers for {:?}; disconnected upstream",
@@ -160,6 +174,7 @@ pub async fn run(opts: RelayOptions, hub: Hub, shutdown: CancellationToken) {
                 backoff = opts.backoff_min;
             }
             Ok(SessionEnd::Polled) => {
+                repeats.reset();
                 backoff = opts.backoff_min;
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
@@ -167,17 +182,29 @@ pub async fn run(opts: RelayOptions, hub: Hub, shutdown: CancellationToken) {
                 }
             }
             Err(e) => {
-                hub.record_source_error();
+                // It had connected (the state is `Running` until this
+                // arm): a failure after a recovery is news again.
+                if matches!(hub.stats().source, SourceState::Running) {
+                    repeats.reset();
+                }
                 if matches!(e, UpstreamError::TooLarge(_)) {
                     // A frame refused, like any source's oversized frame.
                     hub.reject(&e);
                 }
-                tracing::warn!(
-                    stream = hub.name(),
-                    url = opts.url,
-                    error = %e,
-                    "upstream lost; reconnecting in {backoff:?}"
-                );
+                hub.source_error(&e);
+                let what = format!("upstream {url} lost: {e}");
+                match repeats.check(&what) {
+                    Some(text) => tracing::warn!(
+                        stream = hub.name(),
+                        "{text}; reconnecting in {:.1} s",
+                        backoff.as_secs_f64()
+                    ),
+                    None => tracing::debug!(
+                        stream = hub.name(),
+                        "{what}; reconnecting in {:.1} s",
+                        backoff.as_secs_f64()
+                    ),
+                }
                 hub.set_source_state(SourceState::Waiting(format!(
                     "{e}; reconnecting in {:.1} s",
                     backoff.as_secs_f64()
@@ -192,6 +219,10 @@ pub async fn run(opts: RelayOptions, hub: Hub, shutdown: CancellationToken) {
         }
     }
 }
+
+/// The same upstream failure is logged at most this often (the first time
+/// at once); the ones between are logged at debug level.
+const REPEAT_WARNING_EVERY: Duration = Duration::from_secs(60);
 
 /// One upstream connection: connect, read frames until it ends, the
 /// viewers are gone for `linger`, or shutdown.
