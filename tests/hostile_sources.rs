@@ -298,3 +298,24 @@ async fn a_fifo_in_a_played_folder_blocks_nothing() {
     let status = terminate_within(p, Duration::from_secs(5));
     assert_eq!(status.code(), Some(0));
 }
+
+/// A file over the limit that is in the watched folder already when the
+/// source starts is reported too: no event brings a file seen at start
+/// back, so a silent skip there was never reported at all.
+#[tokio::test]
+async fn an_oversize_file_present_at_start_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    sparse(&dir.path().join("big.jpg"), 20 << 20);
+    let p = ServerProcess::start(&[
+        "--max-frame-size",
+        "1M",
+        "--stream",
+        &format!("cam=watch:{}/", dir.path().display()),
+    ]);
+    let s = wait_status(p.addr, "cam", |s| s["last_error"].is_string()).await;
+    let why = s["last_error"].as_str().unwrap();
+    assert!(
+        why.contains("big.jpg") && why.contains("1048576") && why.contains("--max-frame-size"),
+        "{why}"
+    );
+}

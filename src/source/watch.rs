@@ -1036,8 +1036,15 @@ impl FolderWorker {
         // Newest first; a few tries, not the whole folder, if they are bad.
         for (name, _) in files.iter().rev().take(8) {
             let path = self.dir.join(name);
-            let Ok((stamp, data)) = read_file(&path, self.source.max_frame).await else {
-                continue;
+            // An unreadable one (too large, not a regular file) is
+            // reported here: as a file already seen, no event brings it
+            // back.
+            let (stamp, data) = match read_file(&path, self.source.max_frame).await {
+                Ok(read) => read,
+                Err(e) => {
+                    self.refused(&path, &e.to_string());
+                    continue;
+                }
             };
             self.seen.insert(name.clone(), stamp);
             match convert::to_frame(data, &self.source.convert).await {
