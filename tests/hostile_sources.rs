@@ -31,18 +31,6 @@ fn peak_rss(pid: u32) -> u64 {
     kb * 1024
 }
 
-/// The entry of stream `name` in the server's `/status`.
-async fn stream_status(addr: std::net::SocketAddr, name: &str) -> serde_json::Value {
-    let status = status_json(addr).await;
-    status["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap()
-        .clone()
-}
-
 /// Polls stream `name`'s `/status` entry until `done` says yes; panics
 /// with the last entry after [`PATIENCE`].
 async fn wait_status(

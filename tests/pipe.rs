@@ -41,14 +41,7 @@ fn file(dir: &Path, name: &str, data: &[u8]) -> String {
 
 /// The stream's entry in `/status`.
 async fn status(srv: &TestServer, name: &str) -> serde_json::Value {
-    let status = status_json(srv.addr).await;
-    status["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap()
-        .clone()
+    stream_status(srv.addr, name).await
 }
 
 /// Polls `/status` until `done` says yes, failing after `within`.

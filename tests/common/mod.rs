@@ -417,6 +417,18 @@ pub async fn status_json(addr: SocketAddr) -> serde_json::Value {
         .unwrap()
 }
 
+/// The entry of stream `name` in the server's `/status`.
+pub async fn stream_status(addr: SocketAddr, name: &str) -> serde_json::Value {
+    let status = status_json(addr).await;
+    status["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no stream {name:?} in /status: {status}"))
+        .clone()
+}
+
 /// Checks that `rest` (what a stream sent after some point) is zero or more
 /// whole parts: headers, exactly `Content-Length` bytes of JPEG, and the
 /// boundary after it. A stream that ends this way ended at a part boundary.
