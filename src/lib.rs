@@ -63,6 +63,7 @@ pub mod server;
 pub mod source;
 pub mod tls;
 pub mod viewer;
+mod xorshift;
 
 pub use frame::{Frame, FrameError};
 pub use hub::{Hub, PublishError, Streams};

@@ -192,13 +192,8 @@ mod tests {
         // boundary, CRLFs and dashes included) cut into pseudo-random
         // chunks: a reader that finds parts by their boundary gets every
         // frame whole, whichever layout was written.
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = crate::xorshift::XorShift::new(0x9e37_79b9_7f4a_7c15_u64);
+        let mut next = move || rng.next();
         for _ in 0..200 {
             let frames: Vec<Vec<u8>> = (0..1 + next() % 4)
                 .map(|_| {

@@ -993,18 +993,13 @@ mod tests {
             b"\r",
             b"abc",
         ];
-        let mut rng = 0x2545_F491_4F6C_DD1Du64;
+        let mut rng = crate::xorshift::XorShift::new(0x2545_F491_4F6C_DD1D);
         for _ in 0..2000 {
             let mut body = Vec::new();
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            for _ in 0..(rng % 200) {
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                let piece = PIECES[(rng % PIECES.len() as u64) as usize];
-                let times = if rng >> 40 & 0xF == 0 { 300 } else { 1 };
+            for _ in 0..rng.below(200) {
+                let r = rng.next();
+                let piece = PIECES[(r % PIECES.len() as u64) as usize];
+                let times = if r >> 40 & 0xF == 0 { 300 } else { 1 };
                 for _ in 0..times {
                     body.extend_from_slice(piece);
                 }

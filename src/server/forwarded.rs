@@ -257,14 +257,9 @@ mod tests {
             "",
         ];
         let trusted = [t("127.0.0.1"), t("10.0.0.0/8")];
-        let mut state = 0x853C_49E6_748F_EA9B_u64;
+        let mut rng = crate::xorshift::XorShift::new(0x853C_49E6_748F_EA9B_u64);
         for _ in 0..20_000 {
-            let mut pick = |n: usize| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state % n as u64) as usize
-            };
+            let mut pick = |n: usize| rng.below(n);
             let hops: Vec<&str> = (0..pick(6)).map(|_| pool[pick(pool.len())]).collect();
             let header = hops.join(", ");
             let got = client(

@@ -893,13 +893,8 @@ mod tests {
     #[test]
     fn listen_parsing_round_trips_on_random_input() {
         const ALPHABET: &[u8] = b"0123456789:.[]ablocsthx-_ /unix";
-        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = crate::xorshift::XorShift::new(0x9E37_79B9_7F4A_7C15_u64);
+        let mut next = move || rng.next();
         for _ in 0..50_000 {
             let len = (next() % 16) as usize;
             let s: String = (0..len)

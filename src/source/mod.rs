@@ -731,14 +731,9 @@ mod tests {
             assert_eq!(redact_userinfo(text), want, "{text}");
         }
         // Whatever the text, the password never survives.
-        let mut state = 0x2545_F491_4F6C_DD1D_u64;
+        let mut rng = crate::xorshift::XorShift::new(0x2545_F491_4F6C_DD1D_u64);
         for _ in 0..20_000 {
-            let mut pick = |n: usize| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state % n as u64) as usize
-            };
+            let mut pick = |n: usize| rng.below(n);
             const PIECES: &[&str] = &["http://", "u", ":", "@", "/", "?", "#", " ", "h", "PW"];
             let mut text = String::new();
             for _ in 0..pick(12) {

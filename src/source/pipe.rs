@@ -1110,14 +1110,9 @@ pub fn fuzz_split(data: &[u8]) {
     };
 
     let whole = split_in_pieces(stream, max_frame, &mut || usize::MAX);
-    let mut rng = u64::from(*seed) | 0x9E37_79B9_7F4A_7C00;
-    let mut random = || {
-        // xorshift64: deterministic, so a finding replays exactly.
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        (rng % 300) as usize + 1
-    };
+    let mut rng = crate::xorshift::XorShift::new(u64::from(*seed) | 0x9E37_79B9_7F4A_7C00);
+    // Deterministic, so a finding replays exactly.
+    let mut random = || rng.below(300) + 1;
     let chunked = split_in_pieces(stream, max_frame, &mut random);
     assert_eq!(whole, chunked, "the chunking changed the result");
     let bytewise = split_in_pieces(stream, max_frame, &mut || 1);
@@ -1412,13 +1407,8 @@ mod tests {
             assert_eq!(frames(&whole).len(), fit, "{whole:?}");
             let bytewise = split_in_pieces(&stream, max_frame, &mut || 1);
             assert_eq!(whole, bytewise, "byte by byte, limit {max_frame}");
-            let mut rng = 0x2545_F491_4F6C_DD1D_u64;
-            let mut random = || {
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                (rng % 70_000) as usize + 1
-            };
+            let mut rng = crate::xorshift::XorShift::new(0x2545_F491_4F6C_DD1D);
+            let mut random = || rng.below(70_000) + 1;
             for round in 0..20 {
                 let chunked = split_in_pieces(&stream, max_frame, &mut random);
                 assert_eq!(whole, chunked, "round {round}, limit {max_frame}");
@@ -1662,17 +1652,11 @@ mod tests {
             b"\x11\x22\x33",
             b"\x00",
         ];
-        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        let mut rng = crate::xorshift::XorShift::new(0x9E37_79B9_7F4A_7C15);
         for round in 0..2000u32 {
             let mut stream = vec![(round % 256) as u8, (round / 7 % 256) as u8];
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            for _ in 0..(rng % 300) {
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                stream.extend_from_slice(PIECES[(rng % PIECES.len() as u64) as usize]);
+            for _ in 0..rng.below(300) {
+                stream.extend_from_slice(PIECES[rng.below(PIECES.len())]);
             }
             fuzz_split(&stream);
         }

@@ -577,16 +577,13 @@ mod tests {
     #[test]
     fn an_endless_image_is_refused_at_the_limit_whatever_the_chunking() {
         let hub = Hub::new("t");
-        let mut rng = 0x2545_F491_4F6C_DD1D_u64;
+        let mut rng = crate::xorshift::XorShift::new(0x2545_F491_4F6C_DD1D);
         for max in [1, 100, 4096, 100_000] {
             for content_type in ["image/jpeg", "", "application/octet-stream"] {
                 let mut reader = Reader::new(content_type, max);
                 let mut fed = 0usize;
                 let refused = loop {
-                    rng ^= rng << 13;
-                    rng ^= rng >> 7;
-                    rng ^= rng << 17;
-                    let n = (rng % 9000) as usize + 1;
+                    let n = rng.below(9000) + 1;
                     // A JPEG start, then bytes that never end it.
                     let chunk: Vec<u8> = (fed..fed + n)
                         .map(|i| [0xFF, 0xD8, 0xFF, 0xE0].get(i).copied().unwrap_or(0x55))
