@@ -255,7 +255,16 @@ async fn ffmpeg_can_push_a_multipart_stream() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let stats = srv.hub("cam").stats();
+    // ffmpeg may close once it has sent its last part, before the server
+    // has published it: give the server a moment to catch up.
+    let hub = srv.hub("cam");
+    for _ in 0..100 {
+        if hub.stats().frames_published >= 15 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stats = hub.stats();
     assert_eq!(stats.frames_published, 15, "{stats:?}");
     assert_eq!(stats.frames_rejected, 0, "{stats:?}");
     assert_eq!((stats.width, stats.height), (Some(320), Some(240)));
