@@ -370,14 +370,7 @@ impl Drop for Running {
 /// RUST_LOG=info; returns it and a channel of its stderr lines.
 fn spawn_logged(args: &[&str]) -> (Running, std::sync::mpsc::Receiver<String>) {
     use std::io::BufRead;
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = logged_server(args).spawn().unwrap();
     let lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

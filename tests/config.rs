@@ -8,9 +8,6 @@ use common::*;
 use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
-const BIN: &str = env!("CARGO_BIN_EXE_mjpeg-server");
 
 fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
@@ -416,14 +413,7 @@ fn the_example_config_is_valid() {
 /// Starts the server with `args` and returns it (stopped on drop, even if
 /// the test fails) with every TCP address it says it serves on.
 fn start_multi(args: &[&str], count: usize) -> (ServerProcess, Vec<SocketAddr>) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = logged_server(args).spawn().unwrap();
     let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
     let mut addrs = Vec::new();
     while addrs.len() < count {

@@ -293,14 +293,8 @@ struct LoggingServer {
 impl LoggingServer {
     fn start(args: &[&str]) -> LoggingServer {
         use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mjpeg-server"))
+        let mut child = logged_server(&[&["--listen", "127.0.0.1:0"], args].concat())
             .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         let stderr = child.stderr.take().unwrap();

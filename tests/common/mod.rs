@@ -296,6 +296,18 @@ pub fn tool_available(name: &str, install: &str) -> bool {
     found
 }
 
+/// The server program with `args`, logging at info level to a piped
+/// stderr, with stdin and stdout closed: for the tests that read its log.
+pub fn logged_server(args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mjpeg-server"));
+    cmd.args(args)
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    cmd
+}
+
 /// The server program running as its own process on a free port, stopped
 /// on drop (SIGTERM, then SIGKILL if it lingers).
 pub struct ServerProcess {
@@ -313,13 +325,8 @@ impl ServerProcess {
     /// test writes to).
     pub fn start_with_stdin(args: &[&str], stdin: std::process::Stdio) -> ServerProcess {
         use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mjpeg-server"))
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .env("RUST_LOG", "info")
+        let mut child = logged_server(&[&["--listen", "127.0.0.1:0"], args].concat())
             .stdin(stdin)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
