@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::access::{check_token, check_user, Access, Grant, Patterns};
-use crate::hub::check_name;
-use crate::server::{ListenAddr, TrustedProxy};
-use crate::source::SourceSpec;
+use mjpeg_server::access::{check_token, check_user, Access, Grant, Patterns};
+use mjpeg_server::hub::check_name;
+use mjpeg_server::server::{ListenAddr, TrustedProxy};
+use mjpeg_server::source::SourceSpec;
 
 /// Serve live MJPEG streams over HTTP.
 ///
@@ -224,7 +224,10 @@ impl Serialize for StreamArg {
         let mut st = s.serialize_struct("StreamArg", 2)?;
         st.serialize_field("name", &self.name)?;
         // --check-config output is pasted into bug reports: no passwords.
-        st.serialize_field("source", &crate::source::redact_userinfo(&self.source_text))?;
+        st.serialize_field(
+            "source",
+            &mjpeg_server::source::redact_userinfo(&self.source_text),
+        )?;
         st.end()
     }
 }
@@ -240,7 +243,7 @@ impl FromStr for StreamArg {
         let source_text = source;
         let source = source
             .parse()
-            .map_err(|e: crate::source::SourceError| e.to_string())?;
+            .map_err(|e: mjpeg_server::source::SourceError| e.to_string())?;
         Ok(StreamArg {
             name: name.to_string(),
             source,
@@ -463,7 +466,7 @@ impl Default for Settings {
             jpeg_quality: 85,
             max_width: None,
             max_height: None,
-            max_pixels: crate::convert::DEFAULT_MAX_PIXELS,
+            max_pixels: mjpeg_server::convert::DEFAULT_MAX_PIXELS,
             max_clients_per_stream: 0,
             max_connections_per_address: 256,
             ipv6_prefix: 64,

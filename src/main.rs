@@ -5,7 +5,7 @@ use clap::Parser;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use mjpeg_server::config::Cli;
+use mjpeg_server_cli::config::Cli;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -54,7 +54,7 @@ fn main() -> ExitCode {
         }
     };
     if cli.check_config {
-        return match runtime.block_on(mjpeg_server::cli::check_config(&cli)) {
+        return match runtime.block_on(mjpeg_server_cli::run::check_config(&cli)) {
             Ok(toml) => {
                 print!("{toml}");
                 ExitCode::SUCCESS
@@ -65,7 +65,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    match runtime.block_on(mjpeg_server::cli::run(cli)) {
+    match runtime.block_on(mjpeg_server_cli::run::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

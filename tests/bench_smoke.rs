@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use mjpeg_server::bench::{self, BenchOptions, Report};
+use mjpeg_bench::{self as bench, BenchOptions, Report};
 use mjpeg_server::convert::ConvertOptions;
 use mjpeg_server::source::synthetic;
 use mjpeg_server::ServerOptions;

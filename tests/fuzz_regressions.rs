@@ -39,5 +39,5 @@ fn request() {
 
 #[test]
 fn config() {
-    replay("config", mjpeg_server::config::fuzz_config);
+    replay("config", mjpeg_server_cli::config::fuzz_config);
 }

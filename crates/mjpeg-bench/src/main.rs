@@ -1,6 +1,6 @@
 //! `mjpeg-bench`: opens many MJPEG stream connections at once, checks every
 //! part, and reports frame rates, throughput, latency and the server's CPU
-//! and memory. The work is done by [`mjpeg_server::bench`]; this file parses
+//! and memory. The work is done by the [`mjpeg_bench`] library; this file parses
 //! flags, prints the report and turns its problems into the exit code.
 //!
 //! Exit codes: 0 measured, 1 measured but something failed (invalid frames,
@@ -11,7 +11,7 @@ use clap::Parser;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use mjpeg_server::bench::{self, BenchOptions};
+use mjpeg_bench::{self as bench, BenchOptions};
 
 /// Load an MJPEG stream with many concurrent viewers and measure it.
 #[derive(Debug, Parser)]

@@ -33,11 +33,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let images = [
         std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/jpeg_50k.jpg"
+            "/../../tests/data/jpeg_50k.jpg"
         ))?,
         std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/progressive.jpg"
+            "/../../tests/data/progressive.jpg"
         ))?,
     ];
     for i in 0.. {

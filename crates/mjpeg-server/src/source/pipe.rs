@@ -1462,7 +1462,7 @@ mod tests {
 
     #[test]
     fn fuzz_findings_replay_cleanly() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fuzz/split");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/fuzz/split");
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
         };

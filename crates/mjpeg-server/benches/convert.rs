@@ -11,7 +11,7 @@ fn main() {
     // A 1280×720 test picture as PNG, made from the corpus JPEG.
     let jpeg = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/jpeg_200k.jpg"
+        "/../../tests/data/jpeg_200k.jpg"
     ))
     .unwrap();
     // The image crate is built without its JPEG codec (the server never

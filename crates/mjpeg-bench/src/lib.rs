@@ -9,7 +9,7 @@
 //! 128 bytes ffmpeg allows), `Content-Type: image/jpeg`, `Content-Length`,
 //! `X-Timestamp`, exactly `Content-Length` bytes of body that start with
 //! `FF D8` and end with `FF D9`, and the exact `\r\n--boundary\r\n` after it.
-//! A full marker walk of every JPEG ([`crate::jpeg::validate`]) is optional
+//! A full marker walk of every JPEG ([`mjpeg_server::jpeg::validate`]) is optional
 //! ([`BenchOptions::verify_jpeg`]): it needs the whole frame in memory and
 //! costs the client CPU that, on a small machine, the server then lacks.
 //!
@@ -50,8 +50,8 @@ use tokio::sync::Semaphore;
 use tokio::time::{sleep, sleep_until, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::jpeg::{self, JpegError};
-use crate::multipart::reader::boundary_from_content_type;
+use mjpeg_server::jpeg::{self, JpegError};
+use mjpeg_server::multipart::reader::boundary_from_content_type;
 
 /// What to load and how.
 #[derive(Debug, Clone)]
@@ -355,7 +355,7 @@ struct Target {
 }
 
 async fn target(url: &str) -> anyhow::Result<Target> {
-    let u = reqwest::Url::parse(url).with_context(|| format!("{url:?} is not a URL"))?;
+    let u = url::Url::parse(url).with_context(|| format!("{url:?} is not a URL"))?;
     if u.scheme() != "http" {
         bail!("{url}: only http:// URLs can be loaded");
     }
@@ -1215,7 +1215,11 @@ mod tests {
     use super::*;
 
     fn jpeg() -> Vec<u8> {
-        crate::test_data::corpus("jpeg_5k.jpg")
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/data/jpeg_5k.jpg"
+        ))
+        .unwrap()
     }
 
     const HEAD: &[u8] = b"HTTP/1.0 200 OK\r\ncontent-type: multipart/x-mixed-replace; boundary=b0\r\nconnection: close\r\n\r\n--b0\r\n";

@@ -139,7 +139,7 @@ mod tests {
     async fn publishes_the_same_bytes_at_its_rate() {
         let path = PathBuf::from(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/jpeg_5k.jpg"
+            "/../../tests/data/jpeg_5k.jpg"
         ));
         check(&path).await.unwrap();
         assert!(check(Path::new("/nonexistent.jpg")).await.is_err());

@@ -20,8 +20,11 @@ const CHUNK: usize = 64 * 1024;
 const ROUNDS: usize = 5;
 
 fn corpus(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR")))
-        .unwrap_or_else(|e| panic!("tests/data/{name}: {e}"))
+    std::fs::read(format!(
+        "{}/../../tests/data/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap_or_else(|e| panic!("tests/data/{name}: {e}"))
 }
 
 /// Splits `stream` once; returns the number of frames.

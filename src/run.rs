@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{seconds_or_off, AuthSetting, Cli, Settings, StreamArg};
-use crate::convert::ConvertOptions;
-use crate::http::HttpOptions;
-use crate::hub::Streams;
-use crate::server::{ListenAddr, Server, ServerOptions};
-use crate::source::SourceOptions;
-use crate::tls::Tls;
+use mjpeg_server::convert::ConvertOptions;
+use mjpeg_server::http::HttpOptions;
+use mjpeg_server::hub::Streams;
+use mjpeg_server::server::{ListenAddr, Server, ServerOptions};
+use mjpeg_server::source::SourceOptions;
+use mjpeg_server::tls::Tls;
 
 /// Runs the server described by `cli` (its config file and flags) until a
 /// shutdown signal.
