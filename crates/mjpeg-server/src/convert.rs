@@ -18,12 +18,16 @@
 //! conversions take is bounded however many images arrive at once.
 
 use bytes::Bytes;
+#[cfg(feature = "convert")]
 use image::imageops::FilterType;
+#[cfg(feature = "convert")]
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 use std::sync::{Arc, LazyLock};
 use tokio::sync::Semaphore;
 
-use crate::frame::{check_pixels, Frame, FrameError, ImageKind};
+#[cfg(feature = "convert")]
+use crate::frame::check_pixels;
+use crate::frame::{Frame, FrameError, ImageKind};
 
 /// The default of [`ConvertOptions::max_pixels`]: 50 million pixels, more
 /// than an 8K frame (33 MP) and a 48 MP phone photo.
@@ -94,6 +98,27 @@ pub async fn to_frame(data: Bytes, opts: &ConvertOptions) -> Result<Frame, Frame
 /// Like [`to_frame`], on the calling thread (for code that is already on a
 /// blocking thread). It does not wait for a turn: the caller bounds how many
 /// run at once.
+///
+/// Without the `convert` feature only JPEGs are taken; other images are
+/// refused with a reason that says so.
+#[cfg(not(feature = "convert"))]
+pub fn to_frame_blocking(data: Bytes, opts: &ConvertOptions) -> Result<Frame, FrameError> {
+    match ImageKind::detect(&data) {
+        ImageKind::Jpeg => Frame::from_jpeg_within(data, opts.max_pixels),
+        kind @ (ImageKind::Html | ImageKind::Empty | ImageKind::Unknown) => {
+            Err(FrameError::NotImage(kind))
+        }
+        kind => Err(FrameError::Decode {
+            kind,
+            reason: "this build converts only JPEG (the `convert` feature is off)".into(),
+        }),
+    }
+}
+
+/// Like [`to_frame`], on the calling thread (for code that is already on a
+/// blocking thread). It does not wait for a turn: the caller bounds how many
+/// run at once.
+#[cfg(feature = "convert")]
 pub fn to_frame_blocking(data: Bytes, opts: &ConvertOptions) -> Result<Frame, FrameError> {
     let kind = ImageKind::detect(&data);
     let format = match kind {
@@ -135,12 +160,14 @@ pub fn to_frame_blocking(data: Bytes, opts: &ConvertOptions) -> Result<Frame, Fr
     Frame::from_jpeg(jpeg)
 }
 
+#[cfg(feature = "convert")]
 enum Refused {
     Pixels(FrameError),
     Decoder(image::ImageError),
 }
 
 /// Decodes `data` if its header declares at most `max_pixels` pixels.
+#[cfg(feature = "convert")]
 fn decode_within(
     data: &[u8],
     format: ImageFormat,
@@ -159,7 +186,7 @@ fn decode_within(
     DynamicImage::from_decoder(decoder).map_err(Refused::Decoder)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "convert"))]
 mod tests {
     use super::*;
 

@@ -269,8 +269,10 @@ pub fn router(streams: Streams, opts: HttpOptions, shutdown: CancellationToken) 
     let router = Router::new()
         .route("/", get(root))
         .route("/stream", get(stream_first))
-        .route("/stream/{name}", get(stream_named).put(push).post(push))
-        .route("/stream/{name}/data", axum::routing::post(chart_data))
+        .route("/stream/{name}", get(stream_named).put(push).post(push));
+    #[cfg(feature = "chart")]
+    let router = router.route("/stream/{name}/data", axum::routing::post(chart_data));
+    let router = router
         .route("/snapshot", get(snapshot_first))
         .route("/snapshot/{name}", get(snapshot_named))
         .route("/status", get(status))
@@ -766,6 +768,7 @@ fn is_form(headers: &HeaderMap) -> bool {
 
 /// `POST /stream/{name}/data`: samples for a chart stream, handled by
 /// [`crate::source::chart::post_data`].
+#[cfg(feature = "chart")]
 async fn chart_data(
     State(st): State<AppState>,
     Path(name): Path<String>,
@@ -792,6 +795,7 @@ async fn chart_data(
 }
 
 /// Samples for a chart are numbers; 2 MiB of them is plenty.
+#[cfg(feature = "chart")]
 const CHART_BODY_LIMIT: usize = 2 << 20;
 
 /// Why pushed bytes were not published.

@@ -278,7 +278,7 @@ pub fn validate(data: &[u8]) -> Result<JpegInfo, JpegError> {
 /// ```
 /// use mjpeg_server::jpeg::Scanner;
 ///
-/// let jpeg = std::fs::read("tests/data/jpeg_5k.jpg").unwrap();
+/// let jpeg = std::fs::read("../../tests/data/jpeg_5k.jpg").unwrap();
 /// let mut scanner = Scanner::new();
 /// assert_eq!(scanner.resume(&jpeg[..1000]), Ok(None));
 /// let info = scanner.resume(&jpeg).unwrap().unwrap();

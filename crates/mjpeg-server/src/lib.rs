@@ -23,7 +23,6 @@
 //! | [`access`] | who may watch and push: Basic users, bearer tokens, per-stream rules |
 //! | [`tls`] | rustls certificate, reload, HTTP/2 by ALPN |
 //! | [`metrics`] | `/metrics`: the counters of every stream for Prometheus |
-//! | [`config`], [`cli`] | the command line and the standalone server |
 //!
 //! A frame's path: a source hands bytes to [`convert`] (or the splitter in
 //! [`source::pipe`]), which checks them with [`jpeg`] and makes a [`Frame`];
@@ -38,7 +37,7 @@
 //!
 //! let streams = Streams::new();
 //! let hub = streams.add("cam").unwrap();
-//! let jpeg = std::fs::read("tests/data/jpeg_5k.jpg").unwrap();
+//! let jpeg = std::fs::read("../../tests/data/jpeg_5k.jpg").unwrap();
 //! hub.publish(Frame::from_jpeg(jpeg).unwrap()).unwrap();
 //! assert_eq!(hub.latest().unwrap().frame().width(), 320);
 //! // Serve `streams` with `Server::bind(addr, streams, opts)` and `run()`,
@@ -58,6 +57,7 @@ pub mod metrics;
 pub mod multipart;
 pub mod server;
 pub mod source;
+#[cfg(feature = "tls")]
 pub mod tls;
 pub mod viewer;
 mod xorshift;

@@ -40,6 +40,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_io_timeout::TimeoutStream;
+#[cfg(feature = "tls")]
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -47,6 +48,7 @@ use tower::ServiceExt;
 
 use crate::http::{self, HttpOptions};
 use crate::hub::Streams;
+#[cfg(feature = "tls")]
 use crate::tls::Tls;
 use crate::viewer::{self, Viewer};
 
@@ -184,12 +186,21 @@ pub struct ServerOptions {
     pub shutdown_grace: Duration,
     /// Serve TLS (and HTTP/2) on TCP listeners with this certificate.
     /// Unix sockets stay plain: they serve a local proxy.
+    #[cfg(feature = "tls")]
     pub tls: Option<Tls>,
     /// Behaviour of the HTTP routes.
     pub http: HttpOptions,
 }
 
 impl ServerOptions {
+    /// Whether TCP listeners serve TLS.
+    fn serves_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
+
     /// Whether `peer` is one of the `trusted_proxies`.
     fn is_trusted_proxy(&self, peer: SocketAddr) -> bool {
         self.trusted_proxies.iter().any(|t| t.contains(peer.ip()))
@@ -207,6 +218,7 @@ impl Default for ServerOptions {
             header_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
             shutdown_grace: Duration::from_secs(5),
+            #[cfg(feature = "tls")]
             tls: None,
             http: HttpOptions::default(),
         }
@@ -488,8 +500,7 @@ impl Acceptor {
     async fn run(self, listener: Listener) {
         match listener {
             Listener::Tcp(l) => {
-                let tls = self.opts.tls.is_some();
-                self.accept_loop(tls, || async {
+                self.accept_loop(self.opts.serves_tls(), || async {
                     let (socket, peer) = l.accept().await?;
                     // Frames go out as soon as they are written; Nagle's
                     // delay would only add latency to the small part headers.
@@ -570,6 +581,7 @@ impl Acceptor {
                 let mut io = TimeoutStream::new(socket);
                 io.set_write_timeout(handler.opts.write_timeout);
                 let io = Box::pin(io);
+                #[cfg(feature = "tls")]
                 match handler.opts.tls.clone().filter(|_| tls) {
                     None => handler.run(io, peer).await,
                     // Boxed: a task's future is as large as its largest
@@ -578,12 +590,15 @@ impl Acceptor {
                     // plain viewer's task too.
                     Some(tls) => Box::pin(serve_tls(handler, tls, io, peer)).await,
                 }
+                #[cfg(not(feature = "tls"))]
+                handler.run(io, peer).await;
                 drop((permit, slot));
             });
         }
     }
 }
 
+#[cfg(feature = "tls")]
 /// Serves `io` after a TLS handshake that must finish within the header
 /// timeout.
 async fn serve_tls<S>(handler: Handler, tls: Tls, io: S, peer: Option<SocketAddr>)

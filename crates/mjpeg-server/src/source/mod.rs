@@ -19,12 +19,15 @@
 //! Options follow the argument after `#`: `watch:./spool/#pattern=*.png#delete`,
 //! `relay:http://cam/stream#always#linger=10`.
 
+#[cfg(feature = "chart")]
 pub mod chart;
 pub mod demo;
 pub mod dir;
 pub mod pipe;
+#[cfg(feature = "relay")]
 pub mod relay;
 pub mod synthetic;
+#[cfg(feature = "watch")]
 pub mod watch;
 
 use std::fmt;
@@ -47,14 +50,17 @@ pub enum SourceSpec {
     /// Frames pushed over HTTP; no task of its own.
     Push,
     /// A watched file or folder.
+    #[cfg(feature = "watch")]
     Watch(PathBuf, watch::WatchOptions),
     /// Concatenated JPEGs on standard input.
     Stdin,
     /// Concatenated JPEGs from a shell command's standard output.
     Exec(String),
     /// Another server's stream.
+    #[cfg(feature = "relay")]
     Relay(RelaySpec),
     /// A live chart of numbers posted over HTTP (and read from stdin).
+    #[cfg(feature = "chart")]
     Chart(chart::ChartSpec),
     /// One fixed image published at a fixed rate, for benchmarks.
     Synthetic(PathBuf, synthetic::Rate),
@@ -77,6 +83,12 @@ pub enum SourceError {
     /// The spec names no known kind of source.
     #[error("unknown source {0:?}: use demo, dir:PATH, watch:PATH, push, stdin, exec:COMMAND, relay:URL, synthetic:PATH or chart")]
     Unknown(String),
+    /// A kind of source this build leaves out: its cargo feature is off.
+    #[error("{kind}: sources are not in this build (the `{kind}` feature of the mjpeg-server library is off)")]
+    NotBuilt {
+        /// The kind, which is also the feature's name.
+        kind: &'static str,
+    },
     /// An option after `#` that the source does not know or a bad value.
     #[error("source {spec:?}: {why}")]
     BadOption {
@@ -116,7 +128,10 @@ impl FromStr for SourceSpec {
         // recognised before splitting at the first ':'.
         if let Some(rest) = s.strip_prefix("chart") {
             if rest.is_empty() || rest.starts_with(['#', ':']) {
+                #[cfg(feature = "chart")]
                 return parse_chart(rest).map(SourceSpec::Chart).map_err(bad);
+                #[cfg(not(feature = "chart"))]
+                return Err(SourceError::NotBuilt { kind: "chart" });
             }
         }
         let (kind, arg) = match s.split_once(':') {
@@ -130,6 +145,11 @@ impl FromStr for SourceSpec {
             ("dir", Some(path)) if !path.is_empty() => Ok(SourceSpec::Dir(PathBuf::from(path))),
             // The command goes to `sh -c` whole: `#` is the shell's business.
             ("exec", Some(cmd)) if !cmd.trim().is_empty() => Ok(SourceSpec::Exec(cmd.to_string())),
+            #[cfg(not(feature = "watch"))]
+            ("watch", Some(_)) => Err(SourceError::NotBuilt { kind: "watch" }),
+            #[cfg(not(feature = "relay"))]
+            ("relay", Some(_)) => Err(SourceError::NotBuilt { kind: "relay" }),
+            #[cfg(feature = "watch")]
             ("watch", Some(arg)) => {
                 let (path, options) = split_options(arg);
                 if path.is_empty() {
@@ -154,6 +174,7 @@ impl FromStr for SourceSpec {
                 }
                 Ok(SourceSpec::Watch(PathBuf::from(path), opts))
             }
+            #[cfg(feature = "relay")]
             ("relay", Some(arg)) => {
                 let (url, options) = split_options(arg);
                 match reqwest::Url::parse(url) {
@@ -217,6 +238,7 @@ impl FromStr for SourceSpec {
     }
 }
 
+#[cfg(feature = "chart")]
 /// `chart` options: what follows `chart`, i.e. nothing, `#key=value…`,
 /// `:stdin` or `:stdin#key=value…`.
 fn parse_chart(rest: &str) -> Result<chart::ChartSpec, String> {
@@ -255,6 +277,7 @@ fn split_options(arg: &str) -> (&str, Vec<(&str, Option<&str>)>) {
     (head, options)
 }
 
+#[cfg(any(feature = "watch", feature = "relay"))]
 fn parse_seconds(v: &str) -> Result<Duration, String> {
     match v.parse::<f64>() {
         Ok(s) if s.is_finite() && s >= 0.0 => {
@@ -270,11 +293,14 @@ impl fmt::Display for SourceSpec {
             SourceSpec::Demo => write!(f, "demo"),
             SourceSpec::Dir(p) => write!(f, "dir:{}", p.display()),
             SourceSpec::Push => write!(f, "push"),
+            #[cfg(feature = "watch")]
             SourceSpec::Watch(p, _) => write!(f, "watch:{}", p.display()),
             SourceSpec::Stdin => write!(f, "stdin"),
             // A command line or URL may carry a camera's password.
             SourceSpec::Exec(cmd) => write!(f, "exec:{}", redact_userinfo(cmd)),
+            #[cfg(feature = "relay")]
             SourceSpec::Relay(r) => write!(f, "relay:{}", redact_userinfo(&r.url)),
+            #[cfg(feature = "chart")]
             SourceSpec::Chart(c) => write!(f, "{c}"),
             SourceSpec::Synthetic(p, _) => write!(f, "synthetic:{}", p.display()),
         }
@@ -319,13 +345,13 @@ impl SourceSpec {
     /// stream.
     pub async fn check(&self) -> Result<(), SourceError> {
         match self {
-            SourceSpec::Demo
-            | SourceSpec::Push
-            | SourceSpec::Stdin
-            | SourceSpec::Exec(_)
-            | SourceSpec::Relay(_)
-            | SourceSpec::Chart(_) => Ok(()),
+            SourceSpec::Demo | SourceSpec::Push | SourceSpec::Stdin | SourceSpec::Exec(_) => Ok(()),
+            #[cfg(feature = "relay")]
+            SourceSpec::Relay(_) => Ok(()),
+            #[cfg(feature = "chart")]
+            SourceSpec::Chart(_) => Ok(()),
             SourceSpec::Dir(path) => dir::check(path).await,
+            #[cfg(feature = "watch")]
             SourceSpec::Watch(path, opts) => watch::check(path, opts).await,
             SourceSpec::Synthetic(path, _) => synthetic::check(path).await,
         }
@@ -333,10 +359,12 @@ impl SourceSpec {
 
     /// Whether the source reads standard input, which only one stream can.
     pub fn reads_stdin(&self) -> bool {
-        matches!(
-            self,
-            SourceSpec::Stdin | SourceSpec::Chart(chart::ChartSpec { stdin: true, .. })
-        )
+        match self {
+            SourceSpec::Stdin => true,
+            #[cfg(feature = "chart")]
+            SourceSpec::Chart(chart::ChartSpec { stdin, .. }) => *stdin,
+            _ => false,
+        }
     }
 
     /// Starts the source publishing into `hub` until `shutdown`. Returns
@@ -351,11 +379,13 @@ impl SourceSpec {
         Some(match self {
             SourceSpec::Demo => tokio::spawn(demo::run(hub, opts.interval, shutdown)),
             SourceSpec::Dir(path) => tokio::spawn(dir::run(path, hub, opts, shutdown)),
+            #[cfg(feature = "watch")]
             SourceSpec::Watch(path, w) => tokio::spawn(watch::run(path, w, opts, hub, shutdown)),
             SourceSpec::Stdin => tokio::spawn(pipe::run_stdin(hub, opts.read_limits(), shutdown)),
             SourceSpec::Exec(cmd) => {
                 tokio::spawn(pipe::run_exec(cmd, hub, opts.read_limits(), shutdown))
             }
+            #[cfg(feature = "relay")]
             SourceSpec::Relay(spec) => {
                 let mut r = relay::RelayOptions::new(spec.url);
                 r.on_demand = !spec.always;
@@ -374,6 +404,7 @@ impl SourceSpec {
                 hub,
                 shutdown,
             )),
+            #[cfg(feature = "chart")]
             SourceSpec::Chart(spec) => chart::spawn(spec, hub, shutdown),
             SourceSpec::Push => {
                 hub.set_accepts_push(true);
@@ -540,6 +571,7 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 /// text at most once per `every`, with how many were held back. A source
 /// that fails every few seconds for hours (a camera that is off) would
 /// otherwise fill the log with one line per attempt.
+#[cfg(feature = "relay")]
 #[derive(Debug)]
 pub(crate) struct Repeats {
     every: Duration,
@@ -548,6 +580,7 @@ pub(crate) struct Repeats {
     held: u64,
 }
 
+#[cfg(feature = "relay")]
 impl Repeats {
     pub(crate) fn new(every: Duration) -> Repeats {
         Repeats {

@@ -157,7 +157,7 @@ fn describe_corrupt(error: &JpegError) -> String {
 /// ```
 /// use mjpeg_server::source::pipe::{Split, Splitter};
 ///
-/// let jpeg = std::fs::read("tests/data/jpeg_5k.jpg").unwrap();
+/// let jpeg = std::fs::read("../../tests/data/jpeg_5k.jpg").unwrap();
 /// let mut splitter = Splitter::default();
 /// splitter.push(b"banner\n");
 /// splitter.push(&jpeg[..100]);
