@@ -24,17 +24,17 @@ fn replay(target: &str, check: fn(&[u8])) {
 
 #[test]
 fn split() {
-    replay("split", mjpeg_server::source::pipe::fuzz_split);
+    replay("split", mjpeg_server::fuzz::split);
 }
 
 #[test]
 fn multipart() {
-    replay("multipart", mjpeg_server::multipart::reader::fuzz_read);
+    replay("multipart", mjpeg_server::fuzz::multipart);
 }
 
 #[test]
 fn request() {
-    replay("request", mjpeg_server::viewer::fuzz_request);
+    replay("request", mjpeg_server::fuzz::request);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! panic, bounded buffering, no part over the limit, work bounded by a
 //! constant times the input, and the same parts either way.
 //!
-//! The checks live in `mjpeg_server::multipart::reader::fuzz_read`, so that
+//! The checks live in `mjpeg_server::fuzz::multipart`, so that
 //! unit tests replay findings through the same code.
 
 #![no_main]
@@ -10,5 +10,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    mjpeg_server::multipart::reader::fuzz_read(data);
+    mjpeg_server::fuzz::multipart(data);
 });

@@ -1,6 +1,6 @@
 //! Arbitrary bytes, fed to the stream splitter in arbitrary pieces.
 //!
-//! The checks live in `mjpeg_server::source::pipe::fuzz_split`, so that the
+//! The checks live in `mjpeg_server::fuzz::split`, so that the
 //! unit tests replay findings through exactly the same code: no panic, the
 //! same frames and problems whatever the chunking, every frame a complete
 //! JPEG that `jpeg::validate` accepts with `len` equal to its length and
@@ -13,5 +13,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    mjpeg_server::source::pipe::fuzz_split(data);
+    mjpeg_server::fuzz::split(data);
 });

@@ -34,7 +34,6 @@ use axum::{Json, Router};
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{self, Stream};
 use http_body_util::BodyExt;
-use serde::Deserialize;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -47,8 +46,11 @@ use crate::convert::{self, ConvertOptions};
 use crate::created::{CreateError, Created};
 use crate::frame::{FrameError, ImageKind};
 use crate::hub::{Hub, HubStats, NameError, PublishError, SourceState, Streams};
-use crate::multipart::{self, reader::PartReader, Layout};
+use crate::multipart::{self, reader::PartReader};
 use crate::source::pipe::{Problem, Split, Splitter};
+use crate::stream_request::{
+    self, action_index, Asked, Params, Which, NO_CACHE_HEADERS, STREAM_HEADERS,
+};
 use crate::viewer::Viewer;
 
 /// How stream responses behave.
@@ -251,6 +253,31 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// The response to a stream request that [`stream_request::decide`]
+    /// refused.
+    fn refuse(&self, creds: &Creds, refusal: stream_request::Refusal) -> Response {
+        match refusal {
+            stream_request::Refusal::NotFound(text) => not_found_text(text),
+            stream_request::Refusal::NoSuchStream(name) => no_such_stream(self, creds, &name),
+            stream_request::Refusal::Denied(why) => self.denied(creds, why),
+            stream_request::Refusal::BadParameter(why) => {
+                (StatusCode::BAD_REQUEST, why).into_response()
+            }
+            stream_request::Refusal::Full { name, limit } => {
+                let mut res = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("stream {name:?} has the most viewers it may ({limit}); try later\n"),
+                )
+                    .into_response();
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                res
+            }
+        }
+    }
+}
+
 /// The routes of the server, for `streams`.
 ///
 /// Stream responses end when `shutdown` is cancelled, which is how a
@@ -314,32 +341,6 @@ fn cors_layer(origins: &[HeaderValue]) -> Option<tower_http::cors::CorsLayer> {
     )
 }
 
-/// Query parameters the routes understand; others are ignored.
-#[derive(Deserialize, Default)]
-pub(crate) struct Params {
-    /// mjpg-streamer's `action=stream`, `stream_N`, `snapshot`, `snapshot_N`.
-    pub(crate) action: Option<String>,
-    /// Per-viewer frame-rate cap.
-    pub(crate) fps: Option<String>,
-    /// Credentials for clients that cannot send headers (`<img src>`).
-    pub(crate) token: Option<String>,
-    /// `1` or `0`: advanced part headers or plain parts, whoever asks
-    /// ([`parse_layout`]).
-    pub(crate) advance_headers: Option<String>,
-}
-
-/// Which stream an mjpg-streamer `action` names: `Some(Some(n))` for
-/// `PREFIX` (n = 0) or `PREFIX_n`, `Some(None)` for `PREFIX_` followed by
-/// something that is no number, `None` if the action is another one.
-pub(crate) fn action_index(action: &str, prefix: &str) -> Option<Option<usize>> {
-    let rest = action.strip_prefix(prefix)?;
-    if rest.is_empty() {
-        Some(Some(0))
-    } else {
-        Some(rest.strip_prefix('_').and_then(|n| n.parse().ok()))
-    }
-}
-
 async fn root(
     State(st): State<AppState>,
     viewing: Viewing,
@@ -349,13 +350,9 @@ async fn root(
     let Some(action) = p.action.as_deref() else {
         return index(&st, &creds);
     };
-    let nth = |prefix: &str| action_index(action, prefix);
-    if let Some(n) = nth("stream") {
-        match n.and_then(|n| st.streams.nth(n)) {
-            Some(hub) => stream_response(&st, &creds, hub, &viewing, &p),
-            None => not_found_text(format!("no stream for action={action}\n")),
-        }
-    } else if let Some(n) = nth("snapshot") {
+    if action_index(action, "stream").is_some() {
+        stream_response(&st, &creds, Which::Action(action), &viewing, &p)
+    } else if let Some(n) = action_index(action, "snapshot") {
         match n.and_then(|n| st.streams.nth(n)) {
             Some(hub) => snapshot_response(&st, &creds, &hub),
             None => not_found_text(format!("no stream for action={action}\n")),
@@ -373,10 +370,7 @@ async fn stream_first(
     creds: Creds,
     Query(p): Query<Params>,
 ) -> Response {
-    match st.streams.nth(0) {
-        Some(hub) => stream_response(&st, &creds, hub, &viewing, &p),
-        None => not_found_text("this server has no streams\n".into()),
-    }
+    stream_response(&st, &creds, Which::First, &viewing, &p)
 }
 
 async fn stream_named(
@@ -386,10 +380,7 @@ async fn stream_named(
     creds: Creds,
     Query(p): Query<Params>,
 ) -> Response {
-    match st.streams.get(&name) {
-        Some(hub) => stream_response(&st, &creds, hub, &viewing, &p),
-        None => unknown_to_viewer(&st, &creds, &name),
-    }
+    stream_response(&st, &creds, Which::Named(&name), &viewing, &p)
 }
 
 async fn snapshot_first(State(st): State<AppState>, creds: Creds) -> Response {
@@ -475,16 +466,10 @@ fn no_such_stream_text(st: &AppState, creds: &Creds, name: &str) -> String {
 }
 
 fn no_cache(res: &mut Response) {
-    let h = res.headers_mut();
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-store, no-cache, must-revalidate, max-age=0"),
-    );
-    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    h.insert(
-        header::EXPIRES,
-        HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
-    );
+    for (name, value) in NO_CACHE_HEADERS {
+        res.headers_mut()
+            .insert(name, HeaderValue::from_static(value));
+    }
 }
 
 /// The streams of `hubs` that `who` may watch, in order.
@@ -522,82 +507,41 @@ fn snapshot_response(st: &AppState, creds: &Creds, hub: &Hub) -> Response {
     res
 }
 
-/// The per-viewer frame interval from `?fps=N`, or why `N` is no good.
-pub(crate) fn parse_fps(p: &Params) -> Result<Option<Duration>, String> {
-    let Some(raw) = p.fps.as_deref() else {
-        return Ok(None);
-    };
-    // Bounded so that 1/N is a duration a timer can hold (a tiny N would
-    // overflow it) and more than zero (a huge one would round to nothing).
-    match raw.parse::<f64>() {
-        Ok(fps) if (0.001..=1000.0).contains(&fps) => Ok(Some(Duration::from_secs_f64(1.0 / fps))),
-        _ => Err(format!(
-            "fps={raw:?} is not a number of frames per second from 0.001 to 1000\n"
-        )),
-    }
-}
-
-/// How a viewer's parts are laid out: [`Layout::Advanced`] for a browser's
-/// image load (`Sec-Fetch-Dest: image`), [`Layout::Plain`] for every other
-/// client; `?advance_headers=1` or `=0` forces either. The one place where
-/// this is decided, for the axum routes and the direct socket path alike;
-/// an `Err` says what is wrong with the parameter.
-///
-/// Only browsers, because the advanced header block cannot carry the next
-/// frame's `Content-Length` (nor its `X-Timestamp`): ffmpeg, OpenCV and
-/// embedded clients need it, and none of them sends `Sec-Fetch-Dest`.
-/// Browsers find parts by the boundary, and Chrome needs the next part's
-/// headers to draw a frame (crbug 527446).
-pub(crate) fn parse_layout(p: &Params, sec_fetch_dest: Option<&[u8]>) -> Result<Layout, String> {
-    match p.advance_headers.as_deref() {
-        Some("1") => Ok(Layout::Advanced),
-        Some("0") => Ok(Layout::Plain),
-        Some(raw) => Err(format!(
-            "advance_headers={raw:?} is not 0 or 1 (1: send each part's headers right after the \
-             previous frame, for browsers; 0: plain parts with Content-Length)\n"
-        )),
-        None => Ok(match sec_fetch_dest.map(<[u8]>::trim_ascii) {
-            Some(dest) if dest.eq_ignore_ascii_case(b"image") => Layout::Advanced,
-            _ => Layout::Plain,
-        }),
-    }
-}
-
 /// Builds a stream response: headers now, frames as the viewer takes them.
-fn stream_response(st: &AppState, creds: &Creds, hub: Hub, req: &Viewing, p: &Params) -> Response {
-    if let Err(refused) = st.allow(creds, Action::Watch, hub.name()) {
-        return refused;
-    }
-    let min_interval = match parse_fps(p) {
-        Ok(v) => v,
-        Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
+/// What is served, or why not, is [`stream_request::decide`]'s answer.
+fn stream_response(
+    st: &AppState,
+    creds: &Creds,
+    which: Which<'_>,
+    req: &Viewing,
+    p: &Params,
+) -> Response {
+    let asked = Asked {
+        which,
+        params: p,
+        presented: creds.presented(),
+        sec_fetch_dest: req.sec_fetch_dest.as_ref().map(HeaderValue::as_bytes),
     };
-    let dest = req.sec_fetch_dest.as_ref().map(HeaderValue::as_bytes);
-    let layout = match parse_layout(p, dest) {
-        Ok(v) => v,
-        Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
+    let wanted = match stream_request::decide(&st.streams, &st.opts.access, &asked) {
+        Ok(wanted) => wanted,
+        Err(refusal) => return st.refuse(creds, refusal),
     };
     let body = if req.method == Method::HEAD {
         // An empty stream (not an empty body) so that HEAD gets exactly the
         // headers of GET: no Content-Length is added.
         Body::from_stream(stream::empty::<Result<Bytes, Infallible>>())
     } else {
-        let Some(sub) = hub.try_subscribe_from(req.peer, st.opts.max_clients_per_stream) else {
-            let mut res = (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "stream {:?} has the most viewers it may ({}); try later\n",
-                    hub.name(),
-                    st.opts.max_clients_per_stream.unwrap_or_default()
-                ),
-            )
-                .into_response();
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            return res;
+        let sub = match wanted.subscribe(req.peer, st.opts.max_clients_per_stream) {
+            Ok(sub) => sub,
+            Err(refusal) => return st.refuse(creds, refusal),
         };
-        let v = Viewer::new(sub, min_interval, st.opts.resend_after, st.shutdown.clone())
-            .with_layout(layout);
+        let v = Viewer::new(
+            sub,
+            wanted.min_interval,
+            st.opts.resend_after,
+            st.shutdown.clone(),
+        )
+        .with_layout(wanted.layout);
         Body::from_stream(viewer(v))
     };
     let mut res = Response::new(body);
@@ -610,16 +554,13 @@ fn stream_response(st: &AppState, creds: &Creds, hub: Hub, req: &Viewing, p: &Pa
         *res.version_mut() = Version::HTTP_10;
     }
     let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(multipart::CONTENT_TYPE),
-    );
+    for (name, value) in STREAM_HEADERS {
+        h.insert(name, HeaderValue::from_static(value));
+    }
     // HTTP/2 forbids connection headers; its streams end on their own.
     if req.version < Version::HTTP_2 {
         h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    no_cache(&mut res);
     res
 }
 

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
 
 use crate::frame::{Frame, FrameError};
-use crate::multipart;
+use crate::multipart::{self, Layout};
 
 /// A frame as published: the frame, when, and its encoded part header.
 #[derive(Debug)]
@@ -38,6 +38,24 @@ pub struct Published {
     published: SystemTime,
     at: Instant,
     header: Bytes,
+}
+
+impl Published {
+    /// The three shared buffers of this frame's part in `layout`: header,
+    /// JPEG, and the trailer with the next boundary. In
+    /// [`Layout::Advanced`] the header is empty (it went out with the
+    /// previous trailer) and the trailer carries the next part's header.
+    pub fn chunks(&self, layout: Layout) -> [Bytes; 3] {
+        let header = match layout {
+            Layout::Plain => self.part_header().clone(),
+            Layout::Advanced => Bytes::new(),
+        };
+        [
+            header,
+            self.jpeg().clone(),
+            Bytes::from_static(layout.trailer()),
+        ]
+    }
 }
 
 impl Published {

@@ -57,9 +57,19 @@ pub mod metrics;
 pub mod multipart;
 pub mod server;
 pub mod source;
+mod stream_request;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod viewer;
+
+/// The parsers' checks that the fuzz targets (`fuzz/`) and the regression
+/// test of their findings (`tests/fuzz_regressions.rs`) run; not API.
+#[doc(hidden)]
+pub mod fuzz {
+    pub use crate::multipart::reader::fuzz_read as multipart;
+    pub use crate::source::pipe::fuzz_split as split;
+    pub use crate::stream_request::fuzz_request as request;
+}
 mod xorshift;
 
 pub use frame::{Frame, FrameError};

@@ -33,9 +33,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::access::{Access, Action, Presented};
-use crate::http::{action_index, parse_fps, parse_layout, Params};
-use crate::hub::{Hub, Published, Streams, Subscriber};
+use crate::hub::{Published, Subscriber};
 use crate::multipart::Layout;
 
 /// What one viewer has been sent, and what it may get next.
@@ -241,109 +239,6 @@ impl std::fmt::Display for Peer {
     }
 }
 
-impl Published {
-    /// The three shared buffers of this frame's part in `layout`: header,
-    /// JPEG, and the trailer with the next boundary. In
-    /// [`Layout::Advanced`] the header is empty (it went out with the
-    /// previous trailer) and the trailer carries the next part's header.
-    pub fn chunks(&self, layout: Layout) -> [Bytes; 3] {
-        let header = match layout {
-            Layout::Plain => self.part_header().clone(),
-            Layout::Advanced => Bytes::new(),
-        };
-        [
-            header,
-            self.jpeg().clone(),
-            Bytes::from_static(layout.trailer()),
-        ]
-    }
-}
-
-/// The response head of a stream written by [`write_stream`]: the same
-/// status line and headers as the axum route sends (see
-/// [`crate::http`]). The body's preamble follows it.
-const STREAM_HEAD: &[u8] = b"HTTP/1.0 200 OK\r\n\
-content-type: multipart/x-mixed-replace; boundary=mjpegserverboundary\r\n\
-connection: close\r\n\
-x-accel-buffering: no\r\n\
-cache-control: no-store, no-cache, must-revalidate, max-age=0\r\n\
-pragma: no-cache\r\n\
-expires: Thu, 01 Jan 1970 00:00:00 GMT\r\n\
-\r\n";
-
-/// A stream request the direct path answers: what [`direct_request`] found.
-pub(crate) struct DirectStream {
-    /// The stream.
-    pub(crate) hub: Hub,
-    /// Least time between frames (`?fps`).
-    pub(crate) min_interval: Option<Duration>,
-    /// How the parts are laid out ([`parse_layout`]).
-    pub(crate) layout: Layout,
-}
-
-/// If a request head is a plain `GET` of a stream that exists, with a
-/// valid `?fps` and `?advance_headers`, from a client that may watch it:
-/// the stream, its frame interval and the layout of its parts. Anything else (another URL or method, an unknown stream, a bad
-/// parameter, a refusal, an unusual header) is `None` and is answered by
-/// the HTTP routes, which say what is wrong; this path only ever says yes.
-pub(crate) fn direct_request(
-    streams: &Streams,
-    access: &Access,
-    head: &[u8],
-) -> Option<DirectStream> {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut req = httparse::Request::new(&mut headers);
-    if !req.parse(head).ok()?.is_complete() || req.method? != "GET" {
-        return None;
-    }
-    // A GET with a body, one asking to switch protocols, or a CORS request
-    // (`Origin`: the routes add the CORS headers) is left to hyper.
-    let mut authorization = None;
-    let mut sec_fetch_dest = None;
-    for h in req.headers.iter() {
-        let name = h.name;
-        if ["content-length", "transfer-encoding", "upgrade", "origin"]
-            .iter()
-            .any(|n| name.eq_ignore_ascii_case(n))
-        {
-            return None;
-        }
-        if name.eq_ignore_ascii_case("authorization") {
-            authorization = Some(h.value);
-        }
-        // The first one, as `HeaderMap::get` takes it on the axum path.
-        if name.eq_ignore_ascii_case("sec-fetch-dest") && sec_fetch_dest.is_none() {
-            sec_fetch_dest = Some(h.value);
-        }
-    }
-    let target = req.path?;
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (target, None),
-    };
-    let params: Params = match query {
-        Some(q) => serde_urlencoded::from_str(q).ok()?,
-        None => Params::default(),
-    };
-    let hub = match path {
-        "/stream" => streams.nth(0)?,
-        "/" => streams.nth(action_index(params.action.as_deref()?, "stream")??)?,
-        _ => streams.get(path.strip_prefix("/stream/")?)?,
-    };
-    let presented = Presented {
-        authorization,
-        token: params.token.as_deref(),
-    };
-    access.check(&presented, Action::Watch, hub.name()).ok()?;
-    let min_interval = parse_fps(&params).ok()?;
-    let layout = parse_layout(&params, sec_fetch_dest).ok()?;
-    Some(DirectStream {
-        hub,
-        min_interval,
-        layout,
-    })
-}
-
 /// Writes a whole stream response for `viewer` to `io` until the viewer
 /// leaves, the connection fails or times out, or shutdown.
 ///
@@ -362,7 +257,7 @@ pub async fn write_stream<S: AsyncRead + AsyncWrite + Unpin>(
     mut viewer: Viewer,
 ) -> io::Result<()> {
     let head = [
-        Bytes::from_static(STREAM_HEAD),
+        crate::stream_request::direct_head(),
         Bytes::from_static(viewer.layout().preamble()),
         Bytes::new(),
     ];
@@ -418,47 +313,4 @@ async fn write_all_vectored<W: AsyncWrite + Unpin>(
         offset += n;
     }
     Ok(())
-}
-
-/// The fuzz target's checks (`fuzz/fuzz_targets/request.rs`): an arbitrary
-/// request head, parsed and authorized as the direct path does it, never
-/// panics; a stream it resolves to exists, with a frame interval above
-/// zero; and credentials never let through what an open server would not.
-#[doc(hidden)]
-pub fn fuzz_request(data: &[u8]) {
-    use crate::access::{Grant, Patterns};
-    // Built once: building the rules per input made the fuzzer fifty times
-    // slower.
-    static FIXTURE: std::sync::LazyLock<(Streams, Access, Access)> =
-        std::sync::LazyLock::new(|| {
-            let streams = Streams::new();
-            for name in ["cam", "b-2"] {
-                streams.add(name).expect("valid names");
-            }
-            let mut guarded = Access::new(
-                "fuzz",
-                Grant {
-                    watch: Patterns::new(&["b-*"]).expect("valid pattern"),
-                    push: Patterns::default(),
-                },
-            );
-            guarded
-                .add_user("u", "p", Grant::everything())
-                .expect("valid user");
-            guarded
-                .add_token("token-123", Grant::watch_only())
-                .expect("valid token");
-            (streams, Access::default(), guarded)
-        });
-    let (streams, open, guarded) = &*FIXTURE;
-    if let Some(direct) = direct_request(streams, open, data) {
-        assert!(streams.get(direct.hub.name()).is_some());
-        assert!(direct.min_interval.is_none_or(|i| i > Duration::ZERO));
-    }
-    // Whatever the guarded server lets through, the open one does too.
-    if let Some(direct) = direct_request(streams, guarded, data) {
-        let open = direct_request(streams, open, data).expect("the open server lets it through");
-        // Credentials do not change how the parts are laid out.
-        assert_eq!(open.layout, direct.layout);
-    }
 }

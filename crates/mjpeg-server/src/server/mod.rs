@@ -48,6 +48,7 @@ use tower::ServiceExt;
 
 use crate::http::{self, HttpOptions};
 use crate::hub::Streams;
+use crate::stream_request;
 #[cfg(feature = "tls")]
 use crate::tls::Tls;
 use crate::viewer::{self, Viewer};
@@ -712,12 +713,9 @@ impl Handler {
             None => peer,
         };
         // A plain GET of a stream the client may watch.
-        let direct = viewer::direct_request(&self.streams, &self.opts.http.access, &head);
+        let direct = stream_request::direct(&self.streams, &self.opts.http.access, &head);
         if let Some(direct) = direct {
-            let Some(sub) = direct
-                .hub
-                .try_subscribe_from(peer, self.opts.http.max_clients_per_stream)
-            else {
+            let Ok(sub) = direct.subscribe(peer, self.opts.http.max_clients_per_stream) else {
                 // Full: the HTTP routes answer with the reason.
                 return self.serve_http(io, head, peer, proxy).await;
             };
