@@ -4,7 +4,8 @@
 mod common;
 
 use common::*;
-use mjpeg_server::source::pipe::{self, ExecOptions, Split, Splitter};
+use mjpeg_server::ingest::split::{Split, Splitter};
+use mjpeg_server::source::pipe::{self, ExecOptions};
 use mjpeg_server::ServerOptions;
 use std::path::Path;
 use std::process::Stdio;

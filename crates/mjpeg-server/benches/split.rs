@@ -11,7 +11,7 @@
 //! Plain `std::time` rather than a benchmark crate: one number per case is
 //! all this needs, and it keeps the dependency list short.
 
-use mjpeg_server::source::pipe::{Split, Splitter, DEFAULT_MAX_FRAME};
+use mjpeg_server::ingest::split::{Split, Splitter, DEFAULT_MAX_FRAME};
 use mjpeg_server::Frame;
 use std::hint::black_box;
 use std::time::{Duration, Instant};

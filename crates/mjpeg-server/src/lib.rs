@@ -52,6 +52,7 @@ mod created;
 pub mod frame;
 pub mod http;
 pub mod hub;
+pub mod ingest;
 pub mod jpeg;
 pub mod metrics;
 pub mod multipart;
@@ -66,8 +67,8 @@ pub mod viewer;
 /// test of their findings (`tests/fuzz_regressions.rs`) run; not API.
 #[doc(hidden)]
 pub mod fuzz {
+    pub use crate::ingest::split::fuzz_split as split;
     pub use crate::multipart::reader::fuzz_read as multipart;
-    pub use crate::source::pipe::fuzz_split as split;
     pub use crate::stream_request::fuzz_request as request;
 }
 mod xorshift;

@@ -23,17 +23,15 @@
 //! never ends costs no more memory than the limit), and when bytes come
 //! but no complete frame within [`RelayOptions::frame_timeout`].
 
-use bytes::{Bytes, BytesMut};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use bytes::Bytes;
+use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::convert::{self, ConvertOptions};
-use crate::frame::ImageKind;
 use crate::hub::{Hub, SourceState};
-use crate::multipart::reader::{boundary_from_content_type, PartReader};
-use crate::source::pipe::{Split, Splitter};
+use crate::ingest::{Event, FrameReader, Framing, ReadError};
 
 /// How a relay behaves.
 #[derive(Debug, Clone)]
@@ -100,8 +98,8 @@ enum UpstreamError {
     NoAnswer(Duration),
     #[error("upstream closed the stream")]
     Closed,
-    #[error("upstream sent {0}, not an MJPEG stream or an image")]
-    NotMjpeg(String),
+    #[error("upstream's body: {0}")]
+    Unreadable(ReadError),
     #[error("upstream answered with something that is not a usable image ({0})")]
     NotImage(String),
     #[error(
@@ -121,6 +119,15 @@ impl From<reqwest::Error> for UpstreamError {
     /// its password.
     fn from(e: reqwest::Error) -> Self {
         UpstreamError::Http(super::error_chain(&e.without_url()))
+    }
+}
+
+impl From<ReadError> for UpstreamError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::TooLarge { limit } => UpstreamError::TooLarge(limit),
+            e => UpstreamError::Unreadable(e),
+        }
     }
 }
 
@@ -244,16 +251,13 @@ async fn session(
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let mut reader = Reader::new(&content_type, opts.max_frame);
-        if matches!(reader, Reader::Image { .. })
-            && res
-                .content_length()
-                .is_some_and(|n| n > opts.max_frame as u64)
-        {
-            return Err(UpstreamError::TooLarge(opts.max_frame));
-        }
+            .map(str::to_string);
+        let mut reader = FrameReader::response(
+            content_type.as_deref(),
+            res.content_length(),
+            opts.max_frame,
+        )?;
+        let mut seen = Seen::default();
         // Bytes that never complete a frame (a byte a second, a part that
         // never ends) would keep a connection that shows nothing looking
         // alive: the next frame is due within `frame_timeout`.
@@ -279,23 +283,23 @@ async fn session(
             let Some(chunk) = chunk else { break };
             bytes_since_frame += chunk.len() as u64;
             reader.push(&chunk)?;
-            while let Some((data, stamp)) = reader.next_frame(hub) {
+            let frames = seen.frames;
+            seen.publish(&mut reader, hub, &opts.convert).await;
+            if seen.frames > frames {
                 frame_due = Instant::now() + opts.frame_timeout;
                 bytes_since_frame = 0;
-                // A refused frame was counted and logged; the stream goes on.
-                let _ = publish(hub, data, stamp, &opts.convert).await;
             }
         }
         // The body ended. A single image is a poll; a stream that ends is a
         // lost upstream. A body that is no usable image (a login page
         // answered with 200) is an error like any other, so it is fetched
         // again after the back-off, not at the polling rate.
-        match reader.finish() {
-            Some(image) => match publish(hub, image, None, &opts.convert).await {
-                Ok(()) => Ok(SessionEnd::Polled),
-                Err(why) => Err(UpstreamError::NotImage(why)),
-            },
-            None => Err(UpstreamError::Closed),
+        reader.finish();
+        seen.publish(&mut reader, hub, &opts.convert).await;
+        match (reader.framing(), seen.frames, seen.last) {
+            (Framing::Multipart, ..) | (_, 0, _) | (_, 2.., _) => Err(UpstreamError::Closed),
+            (_, 1, Some(Err(why))) => Err(UpstreamError::NotImage(why)),
+            (_, 1, _) => Ok(SessionEnd::Polled),
         }
     };
     tokio::select! {
@@ -389,6 +393,36 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The frames of one session.
+#[derive(Default)]
+struct Seen {
+    /// How many the upstream sent.
+    frames: u64,
+    /// What became of the last one: published, or why not.
+    last: Option<Result<(), String>>,
+}
+
+impl Seen {
+    /// Publishes every frame `reader` has ready; dropped bytes are counted
+    /// on the hub and logged.
+    async fn publish(&mut self, reader: &mut FrameReader, hub: &Hub, convert: &ConvertOptions) {
+        while let Some(event) = reader.next_event() {
+            match event {
+                Event::Frame(data, stamp) => {
+                    self.frames += 1;
+                    // A refused frame was counted and logged; the stream
+                    // goes on.
+                    self.last = Some(publish(hub, data, stamp, convert).await);
+                }
+                Event::Dropped(dropped) => {
+                    tracing::warn!(stream = hub.name(), "upstream: {dropped}");
+                    hub.reject(&dropped);
+                }
+            }
+        }
+    }
+}
+
 /// Publishes one upstream frame; a refused one is counted on the hub and
 /// logged, and its reason returned.
 async fn publish(
@@ -411,211 +445,14 @@ async fn publish(
     Err(refused)
 }
 
-/// Parses the `X-Timestamp` of an upstream part (`1795476551.784749`),
-/// exactly: through `f64` the microseconds would not survive.
-fn parse_timestamp(v: &str) -> Option<SystemTime> {
-    let (secs, frac) = v.trim().split_once('.').unwrap_or((v.trim(), ""));
-    let secs: u64 = secs.parse().ok()?;
-    if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let nanos: u32 = if frac.is_empty() {
-        0
-    } else {
-        format!("{frac:0<9}").parse().ok()?
-    };
-    (secs > 0).then(|| UNIX_EPOCH + Duration::new(secs, nanos))
-}
-
-/// What the upstream body turned out to be.
-enum Reader {
-    /// Not decided yet: no `Content-Type` said, and too few bytes to tell.
-    Sniffing { buf: BytesMut, max: usize },
-    /// A multipart stream.
-    Parts(Box<PartReader>),
-    /// JPEGs back to back with no framing.
-    Jpegs(Box<Splitter>),
-    /// One image (a snapshot URL): the whole body.
-    Image { buf: BytesMut, max: usize },
-}
-
-impl Reader {
-    fn new(content_type: &str, max: usize) -> Reader {
-        if let Some(boundary) = boundary_from_content_type(content_type) {
-            return Reader::Parts(Box::new(PartReader::new(&boundary, max)));
-        }
-        let ct = content_type.to_ascii_lowercase();
-        if ct.starts_with("image/") {
-            return Reader::Image {
-                buf: BytesMut::new(),
-                max,
-            };
-        }
-        Reader::Sniffing {
-            buf: BytesMut::new(),
-            max,
-        }
-    }
-
-    fn push(&mut self, chunk: &[u8]) -> Result<(), UpstreamError> {
-        match self {
-            Reader::Parts(r) => r.push(chunk),
-            Reader::Jpegs(s) => s.push(chunk),
-            Reader::Image { buf, max } => {
-                // Checked as bytes arrive, not at the end: an upstream
-                // whose image never ends must not grow the buffer without
-                // bound.
-                if buf.len() + chunk.len() > *max {
-                    return Err(UpstreamError::TooLarge(*max));
-                }
-                buf.extend_from_slice(chunk)
-            }
-            Reader::Sniffing { buf, max } => {
-                buf.extend_from_slice(chunk);
-                let max = *max;
-                // Junk before a first boundary line is allowed: look for a
-                // line that starts with "--".
-                if let Some(line) = first_boundary_line(buf) {
-                    let mut r = PartReader::new(&line, max);
-                    r.push(buf);
-                    *self = Reader::Parts(Box::new(r));
-                } else if ImageKind::detect(buf) == ImageKind::Jpeg {
-                    let mut s = Splitter::new(max);
-                    s.push(buf);
-                    *self = Reader::Jpegs(Box::new(s));
-                } else if buf.len() > 4096 {
-                    let kind = ImageKind::detect(buf);
-                    return Err(UpstreamError::NotMjpeg(kind.to_string()));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The next complete frame and its upstream timestamp, if any.
-    fn next_frame(&mut self, hub: &Hub) -> Option<(Bytes, Option<SystemTime>)> {
-        match self {
-            Reader::Parts(r) => loop {
-                match r.next_part() {
-                    Ok(Some(part)) => {
-                        let stamp = part.header("x-timestamp").and_then(parse_timestamp);
-                        return Some((part.body, stamp));
-                    }
-                    Ok(None) => return None,
-                    Err(e) => {
-                        tracing::warn!(stream = hub.name(), "upstream part refused: {e}");
-                        hub.reject(&e);
-                    }
-                }
-            },
-            Reader::Jpegs(s) => loop {
-                match s.next_event()? {
-                    Split::Frame(jpeg) => return Some((jpeg, None)),
-                    Split::Dropped(problem) => {
-                        tracing::warn!(stream = hub.name(), "upstream: {problem}");
-                        hub.reject(&problem);
-                    }
-                }
-            },
-            Reader::Image { .. } | Reader::Sniffing { .. } => None,
-        }
-    }
-
-    /// At the end of the body: the whole image, if the body was one.
-    fn finish(self) -> Option<Bytes> {
-        match self {
-            Reader::Image { buf, max } | Reader::Sniffing { buf, max }
-                if !buf.is_empty() && buf.len() <= max =>
-            {
-                Some(buf.freeze())
-            }
-            _ => None,
-        }
-    }
-}
-
-/// The boundary of the first line that starts with `--`, if a whole such
-/// line has arrived.
-fn first_boundary_line(buf: &[u8]) -> Option<String> {
-    let mut start = 0;
-    while start < buf.len() {
-        let end = start + memchr::memchr(b'\n', &buf[start..])?;
-        let line = &buf[start..end];
-        if let Some(rest) = line.strip_prefix(b"--") {
-            let b = String::from_utf8_lossy(rest).trim().to_string();
-            if !b.is_empty() {
-                return Some(b);
-            }
-        }
-        start = end + 1;
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn timestamps_and_escapes() {
-        let t = parse_timestamp("1795476551.784749").unwrap();
-        let d = t.duration_since(UNIX_EPOCH).unwrap();
-        assert_eq!(d, Duration::new(1795476551, 784_749_000));
-        assert_eq!(
-            parse_timestamp("12").unwrap(),
-            UNIX_EPOCH + Duration::from_secs(12)
-        );
-        assert!(parse_timestamp("abc").is_none());
-        assert!(parse_timestamp("-1").is_none());
+    fn escapes() {
         assert_eq!(percent_decode("a%40b%3Ac"), "a@b:c");
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%4"), "%4");
-    }
-
-    /// However the body is cut into reads, an image that never ends is
-    /// refused once it passes the limit, and never buffered beyond it.
-    #[test]
-    fn an_endless_image_is_refused_at_the_limit_whatever_the_chunking() {
-        let hub = Hub::new("t");
-        let mut rng = crate::xorshift::XorShift::new(0x2545_F491_4F6C_DD1D);
-        for max in [1, 100, 4096, 100_000] {
-            for content_type in ["image/jpeg", "", "application/octet-stream"] {
-                let mut reader = Reader::new(content_type, max);
-                let mut fed = 0usize;
-                let refused = loop {
-                    let n = rng.below(9000) + 1;
-                    // A JPEG start, then bytes that never end it.
-                    let chunk: Vec<u8> = (fed..fed + n)
-                        .map(|i| [0xFF, 0xD8, 0xFF, 0xE0].get(i).copied().unwrap_or(0x55))
-                        .collect();
-                    fed += n;
-                    let result = reader.push(&chunk);
-                    while reader.next_frame(&hub).is_some() {}
-                    let held = match &reader {
-                        Reader::Image { buf, .. } | Reader::Sniffing { buf, .. } => buf.len(),
-                        Reader::Jpegs(s) => s.buffered(),
-                        Reader::Parts(p) => p.buffered(),
-                    };
-                    assert!(
-                        held <= max.max(4096) + 9000,
-                        "{content_type:?}, limit {max}: {held} bytes held"
-                    );
-                    if result.is_err() || fed > 2 * max + 20_000 {
-                        break result.is_err() || hub.stats().frames_rejected > 0;
-                    }
-                };
-                assert!(refused, "{content_type:?}, limit {max}: never refused");
-            }
-        }
-    }
-
-    #[test]
-    fn the_first_boundary_line_is_found_after_junk() {
-        assert_eq!(
-            first_boundary_line(b"junk\r\n--abc\r\n").as_deref(),
-            Some("abc")
-        );
-        assert_eq!(first_boundary_line(b"--abc"), None);
-        assert_eq!(first_boundary_line(b"x--y\n--z\n").as_deref(), Some("z"));
     }
 }

@@ -24,16 +24,18 @@
 //! with `Content-Length`. One function decides which, for this router and
 //! for the standalone server's direct path alike.
 
+mod index;
+mod push;
+
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Version};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::stream::{self, Stream};
-use http_body_util::BodyExt;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -42,12 +44,10 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::access::{Access, Action, Denied, Identity, Presented};
-use crate::convert::{self, ConvertOptions};
-use crate::created::{CreateError, Created};
-use crate::frame::{FrameError, ImageKind};
-use crate::hub::{Hub, HubStats, NameError, PublishError, SourceState, Streams};
-use crate::multipart::{self, reader::PartReader};
-use crate::source::pipe::{Problem, Split, Splitter};
+use crate::convert::ConvertOptions;
+use crate::created::Created;
+use crate::hub::{Hub, HubStats, Streams};
+use crate::multipart;
 use crate::stream_request::{
     self, action_index, Asked, Params, Which, NO_CACHE_HEADERS, STREAM_HEADERS,
 };
@@ -296,7 +296,10 @@ pub fn router(streams: Streams, opts: HttpOptions, shutdown: CancellationToken) 
     let router = Router::new()
         .route("/", get(root))
         .route("/stream", get(stream_first))
-        .route("/stream/{name}", get(stream_named).put(push).post(push));
+        .route(
+            "/stream/{name}",
+            get(stream_named).put(push::push).post(push::push),
+        );
     #[cfg(feature = "chart")]
     let router = router.route("/stream/{name}/data", axum::routing::post(chart_data));
     let router = router
@@ -348,7 +351,7 @@ async fn root(
     Query(p): Query<Params>,
 ) -> Response {
     let Some(action) = p.action.as_deref() else {
-        return index(&st, &creds);
+        return index::index(&st, &creds);
     };
     if action_index(action, "stream").is_some() {
         stream_response(&st, &creds, Which::Action(action), &viewing, &p)
@@ -594,119 +597,6 @@ fn viewer(v: Viewer) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + '
     )
 }
 
-/// `PUT`/`POST /stream/{name}`: other programs publish frames.
-///
-/// The body is one image of any format (`curl -T frame.png …`), JPEGs back
-/// to back (`ffmpeg … -f mjpeg`), or a `multipart/x-mixed-replace` stream
-/// (`ffmpeg … -f mpjpeg`). Frames are published as soon as each is complete,
-/// so a long-lived upload is a live source. The reply comes when the body
-/// ends: `204` if every frame was accepted, `400` with the reason for a
-/// corrupt one, `413` for one over the size limit, `415` for a body that is
-/// no image.
-async fn push(
-    State(st): State<AppState>,
-    Path(name): Path<String>,
-    creds: Creds,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    // Checked by name before the stream is looked up or created, so that a
-    // refused client learns nothing about which streams exist.
-    if let Err(refused) = st.allow(&creds, Action::Push, &name) {
-        return refused;
-    }
-    // A stream that a push created is marked as being pushed to before it
-    // is looked up, so that it cannot be forgotten in between.
-    let pushing = st.created.push_begins(&name);
-    let (hub, _pushing) = match st.streams.get(&name) {
-        Some(hub) if hub.accepts_push() => (hub, pushing),
-        Some(_) => {
-            return (
-                StatusCode::CONFLICT,
-                format!("stream {name:?} has its own source and does not accept pushed frames; declare a stream with NAME=push\n"),
-            )
-                .into_response()
-        }
-        None if st.opts.allow_create => match st.created.create(&st.streams, &name) {
-            Ok((hub, pushing)) => {
-                tracing::info!(stream = name, "created by a push");
-                (hub, Some(pushing))
-            }
-            // Created by a concurrent push a moment ago.
-            Err(CreateError::Name(NameError::Duplicate(_))) => {
-                let pushing = st.created.push_begins(&name);
-                match st.streams.get(&name) {
-                    Some(hub) if hub.accepts_push() => (hub, pushing),
-                    _ => return no_such_stream(&st, &creds, &name),
-                }
-            }
-            Err(e @ CreateError::Full(_)) => {
-                tracing::warn!(stream = name, "push refused: {e}");
-                return (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response();
-            }
-            Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
-        },
-        None => return no_such_push_target(&st, &creds, &name),
-    };
-    // `curl -d @frame.jpg` sends a form: it strips every CR and LF from
-    // the file, so what arrives is a broken image whatever else it looks
-    // like. Refused before a byte is read, with the flag that sends the
-    // file as it is.
-    if is_form(&headers) {
-        let why = Refusal::Form;
-        hub.reject(&why);
-        tracing::warn!(stream = hub.name(), "pushed frame refused: {why}");
-        return (why.status(), format!("{why}\n")).into_response();
-    }
-    let limit = st.opts.max_frame_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    let boundary = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(multipart::reader::boundary_from_content_type);
-
-    let mut tally = Tally::default();
-    let result = match boundary {
-        Some(b) => push_multipart(&hub, body, &b, &st.opts, &mut tally).await,
-        None if declared.is_some_and(|n| n > limit) => Err(Refusal::TooLarge(limit)),
-        None => push_images(&hub, body, &st.opts, &mut tally).await,
-    };
-    if let Err(refusal) = result {
-        tally.refuse(&hub, refusal);
-    }
-    tally.reply(&hub)
-}
-
-/// `404` for a push to a stream that does not exist: as for a viewer, plus
-/// how to let pushes create streams when that is off (the usual reason a
-/// first push fails).
-fn no_such_push_target(st: &AppState, creds: &Creds, name: &str) -> Response {
-    let mut text = no_such_stream_text(st, creds, name);
-    if !st.opts.allow_create {
-        text.push_str(
-            "to let a push create the stream, start the server with --allow-create \
-             (allow-create = true in the config file), or declare it with --stream NAME=push\n",
-        );
-    }
-    not_found_text(text)
-}
-
-/// Whether the body is declared a form (`application/x-www-form-urlencoded`,
-/// what `curl -d` sends).
-fn is_form(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|t| {
-            t.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
-}
-
 /// `POST /stream/{name}/data`: samples for a chart stream, handled by
 /// [`crate::source::chart::post_data`].
 #[cfg(feature = "chart")]
@@ -738,349 +628,3 @@ async fn chart_data(
 /// Samples for a chart are numbers; 2 MiB of them is plenty.
 #[cfg(feature = "chart")]
 const CHART_BODY_LIMIT: usize = 2 << 20;
-
-/// Why pushed bytes were not published.
-#[derive(Debug)]
-enum Refusal {
-    Frame(PublishError),
-    Split(Problem),
-    TooLarge(usize),
-    Empty,
-    NoBoundary,
-    Body(String),
-    Idle(Duration),
-    /// The body was sent as a form (`curl -d`), which mangles images.
-    Form,
-}
-
-impl Refusal {
-    fn status(&self) -> StatusCode {
-        match self {
-            Refusal::Frame(PublishError::Frame(FrameError::NotImage(_)))
-            | Refusal::Frame(PublishError::Frame(FrameError::NotJpeg(_)))
-            | Refusal::Split(Problem::Garbage { .. })
-            | Refusal::Form => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Refusal::TooLarge(_)
-            | Refusal::Frame(PublishError::Frame(FrameError::TooManyPixels { .. })) => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
-            Refusal::Idle(_) => StatusCode::REQUEST_TIMEOUT,
-            _ => StatusCode::BAD_REQUEST,
-        }
-    }
-}
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Refusal::Frame(e) => write!(f, "{e}"),
-            Refusal::Split(Problem::Truncated { bytes }) => write!(
-                f,
-                "truncated JPEG: the body ended {bytes} bytes into a frame, before its end-of-image marker"
-            ),
-            Refusal::Split(Problem::Garbage { .. }) => {
-                write!(f, "not an image: data after the last JPEG is not one")
-            }
-            Refusal::Split(e) => write!(f, "{e}"),
-            Refusal::TooLarge(limit) => write!(f, "frame larger than the limit of {limit} bytes"),
-            Refusal::Empty => write!(f, "empty body: nothing to publish"),
-            Refusal::NoBoundary => write!(
-                f,
-                "the body starts with a \"--\" line that names no boundary: a multipart body starts with --BOUNDARY (or send Content-Type: multipart/x-mixed-replace; boundary=BOUNDARY)"
-            ),
-            Refusal::Body(e) => write!(f, "reading the body failed: {e}"),
-            Refusal::Form => write!(
-                f,
-                "the body is a form (Content-Type application/x-www-form-urlencoded), not an image: \
-                 curl -d strips the file's newlines and breaks it; send it as it is with \
-                 curl --data-binary @FILE or curl -T FILE"
-            ),
-            Refusal::Idle(idle) => write!(
-                f,
-                "the body sent nothing for {} s (see --push-idle-timeout)",
-                idle.as_secs_f64()
-            ),
-        }
-    }
-}
-
-/// What became of the frames of one push.
-#[derive(Default)]
-struct Tally {
-    accepted: u64,
-    refused: u64,
-    last: Option<Refusal>,
-}
-
-impl Tally {
-    /// Counts a refusal on the hub (for `/status`) and in this push.
-    fn refuse(&mut self, hub: &Hub, why: Refusal) {
-        hub.reject(&why);
-        self.note(hub, why);
-    }
-
-    /// Counts a refusal in this push only (the hub counted it already).
-    fn note(&mut self, hub: &Hub, why: Refusal) {
-        tracing::warn!(stream = hub.name(), "pushed frame refused: {why}");
-        self.refused += 1;
-        self.last = Some(why);
-    }
-
-    async fn publish(&mut self, hub: &Hub, data: Bytes, opts: &HttpOptions) {
-        let frame = match convert::to_frame(data, &opts.convert).await {
-            Ok(frame) => frame,
-            Err(e) => return self.refuse(hub, Refusal::Frame(e.into())),
-        };
-        match hub.publish(frame) {
-            Ok(_) => {
-                self.accepted += 1;
-                hub.set_source_state(SourceState::Running);
-            }
-            Err(e) => self.note(hub, Refusal::Frame(e)),
-        }
-    }
-
-    fn reply(self, hub: &Hub) -> Response {
-        match self.last {
-            None if self.accepted > 0 => StatusCode::NO_CONTENT.into_response(),
-            None => {
-                let why = Refusal::Empty;
-                hub.reject(&why);
-                (why.status(), format!("{why}\n")).into_response()
-            }
-            Some(why) if self.accepted == 0 && self.refused == 1 => {
-                (why.status(), format!("{why}\n")).into_response()
-            }
-            Some(why) => (
-                why.status(),
-                format!(
-                    "accepted {} frames, refused {}; the last refused: {why}\n",
-                    self.accepted, self.refused
-                ),
-            )
-                .into_response(),
-        }
-    }
-}
-
-/// A body of one image or of JPEGs back to back. JPEGs are published as
-/// each one completes; any other image must be the whole body.
-///
-/// A body that starts with a `--boundary` line is a multipart stream sent
-/// without a `Content-Type` (as ffmpeg's `-f mpjpeg` HTTP output does) and
-/// is read as one.
-async fn push_images(
-    hub: &Hub,
-    mut body: Body,
-    opts: &HttpOptions,
-    tally: &mut Tally,
-) -> Result<(), Refusal> {
-    let limit = opts.max_frame_bytes;
-    // Until the first bytes tell what the body is.
-    let mut head = BytesMut::new();
-    let mut splitter: Option<Splitter> = None;
-    // How much of `head` is known to hold no line break: the search for the
-    // end of a first `--boundary` line goes on from there, so that a line
-    // that never ends is looked at once, not again on every piece.
-    let mut searched = 0;
-    while let Some(data) = next_chunk(&mut body, opts.push_idle_timeout).await? {
-        if let Some(splitter) = splitter.as_mut() {
-            splitter.push(&data);
-            drain(hub, splitter, opts, tally).await?;
-            continue;
-        }
-        let decided = head.len() >= JPEG_OR_MULTIPART && !head.starts_with(b"--");
-        head.extend_from_slice(&data);
-        if decided {
-            // Neither a JPEG nor a multipart stream: one image of another
-            // format, converted when the body ends.
-            if head.len() > limit {
-                return Err(Refusal::TooLarge(limit));
-            }
-            continue;
-        }
-        if head.starts_with(b"--") {
-            let Some(eol) = memchr::memchr(b'\n', &head[searched..]).map(|i| searched + i) else {
-                searched = head.len();
-                if head.len() > limit {
-                    return Err(Refusal::TooLarge(limit));
-                }
-                continue;
-            };
-            let boundary = String::from_utf8_lossy(&head[2..eol]).trim().to_string();
-            if boundary.is_empty() {
-                // RFC 2046 boundaries are 1 to 70 characters; with none,
-                // every line that starts with "--" would end a part.
-                return Err(Refusal::NoBoundary);
-            }
-            let mut reader = PartReader::new(&boundary, limit);
-            reader.push(&head);
-            return read_parts(hub, body, reader, opts, tally).await;
-        }
-        if ImageKind::detect(&head) == ImageKind::Jpeg {
-            let mut s = Splitter::new(limit);
-            s.push(&head);
-            head.clear();
-            drain(hub, &mut s, opts, tally).await?;
-            splitter = Some(s);
-        } else if head.len() > limit {
-            return Err(Refusal::TooLarge(limit));
-        }
-    }
-    match splitter.as_mut() {
-        Some(splitter) => {
-            splitter.finish();
-            drain(hub, splitter, opts, tally).await
-        }
-        // One image in another format (or too short to tell).
-        None if !head.is_empty() => {
-            tally.publish(hub, head.freeze(), opts).await;
-            Ok(())
-        }
-        None => Ok(()),
-    }
-}
-
-/// How many first bytes of a push tell a JPEG (`FF D8 FF`) or a multipart
-/// stream (`--`) from anything else.
-const JPEG_OR_MULTIPART: usize = 3;
-
-/// Publishes the frames the splitter has found; a frame it had to drop
-/// ends the push with the reason.
-async fn drain(
-    hub: &Hub,
-    splitter: &mut Splitter,
-    opts: &HttpOptions,
-    tally: &mut Tally,
-) -> Result<(), Refusal> {
-    while let Some(event) = splitter.next_event() {
-        match event {
-            Split::Frame(jpeg) => tally.publish(hub, jpeg, opts).await,
-            Split::Dropped(Problem::TooLarge { limit }) => return Err(Refusal::TooLarge(limit)),
-            Split::Dropped(problem) => return Err(Refusal::Split(problem)),
-        }
-    }
-    Ok(())
-}
-
-/// A `multipart/*` body: each part is a frame.
-async fn push_multipart(
-    hub: &Hub,
-    body: Body,
-    boundary: &str,
-    opts: &HttpOptions,
-    tally: &mut Tally,
-) -> Result<(), Refusal> {
-    let reader = PartReader::new(boundary, opts.max_frame_bytes);
-    read_parts(hub, body, reader, opts, tally).await
-}
-
-/// Publishes every part `reader` finds in what is left of `body`.
-async fn read_parts(
-    hub: &Hub,
-    mut body: Body,
-    mut reader: PartReader,
-    opts: &HttpOptions,
-    tally: &mut Tally,
-) -> Result<(), Refusal> {
-    loop {
-        loop {
-            match reader.next_part() {
-                Ok(Some(part)) => tally.publish(hub, part.body, opts).await,
-                Ok(None) => break,
-                Err(multipart::reader::MultipartError::TooLarge { limit }) => {
-                    tally.refuse(hub, Refusal::TooLarge(limit))
-                }
-                Err(e) => tally.refuse(hub, Refusal::Body(e.to_string())),
-            }
-        }
-        let Some(data) = next_chunk(&mut body, opts.push_idle_timeout).await? else {
-            return Ok(());
-        };
-        reader.push(&data);
-    }
-}
-
-/// The next bytes of a push body; `None` at its end. A sender that sends
-/// nothing for `idle` is refused, so that one that died without closing
-/// does not hold its connection (and the stream's "pushing" state) forever.
-async fn next_chunk(body: &mut Body, idle: Option<Duration>) -> Result<Option<Bytes>, Refusal> {
-    loop {
-        let frame = match idle {
-            Some(idle) => tokio::time::timeout(idle, body.frame())
-                .await
-                .map_err(|_| Refusal::Idle(idle))?,
-            None => body.frame().await,
-        };
-        let Some(frame) = frame else {
-            return Ok(None);
-        };
-        let frame = frame.map_err(|e| Refusal::Body(e.to_string()))?;
-        // Trailers carry no image data.
-        if let Ok(data) = frame.into_data() {
-            return Ok(Some(data));
-        }
-    }
-}
-
-/// The index page: every stream the client may watch, live.
-fn index(st: &AppState, creds: &Creds) -> Response {
-    let access = &st.opts.access;
-    let who = match access.identify(&creds.presented()) {
-        Ok(who) => who,
-        Err(why) => return st.denied(creds, why),
-    };
-    let all = st.streams.all();
-    let hubs = watchable(access, who, &all);
-    // An anonymous visitor who cannot see every stream is asked to log in
-    // (a browser shows its prompt; only a 401 makes it), rather than shown
-    // part of the page with no way to see the rest.
-    if !who.is_known() && hubs.len() < all.len() {
-        return st.denied(creds, Denied::Missing);
-    }
-    if hubs.is_empty() && !all.is_empty() {
-        return st.denied(creds, Denied::Forbidden);
-    }
-    // A page opened with ?token= passes it on to its images and links:
-    // an <img> cannot send any other credentials.
-    let suffix = match creds.token.as_deref().filter(|_| who.is_known()) {
-        Some(t) => format!(
-            "?{}",
-            serde_urlencoded::to_string([("token", t)]).unwrap_or_default()
-        ),
-        None => String::new(),
-    };
-    let mut cards = String::new();
-    for hub in &hubs {
-        // Names are limited to [A-Za-z0-9_-], and the suffix is
-        // URL-encoded, so neither needs HTML escaping.
-        let n = hub.name();
-        cards.push_str(&format!(
-            r#"<figure><img src="/stream/{n}{suffix}" alt="live stream {n}"><figcaption><b>{n}</b> · <a href="/stream/{n}{suffix}">stream</a> · <a href="/snapshot/{n}{suffix}">snapshot</a></figcaption></figure>
-"#
-        ));
-    }
-    if hubs.is_empty() {
-        cards.push_str("<p>This server has no streams.</p>");
-    }
-    let mut res = Html(format!(
-        r#"<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>mjpeg-server</title>
-<style>
-body{{font-family:system-ui,sans-serif;margin:1.5rem;background:#111;color:#ddd}}
-a{{color:#8cf}} main{{display:flex;flex-wrap:wrap;gap:1.5rem}}
-figure{{margin:0}} img{{display:block;max-width:min(100%,960px);background:#222;min-width:160px;min-height:90px}}
-figcaption{{margin-top:.4rem}} code{{color:#fc8}}
-</style></head><body>
-<h1>mjpeg-server</h1>
-<main>
-{cards}</main>
-<p>Embed a stream with <code>&lt;img src="http://HOST:PORT/stream/NAME"&gt;</code>. Counters: <a href="/status{suffix}">/status</a>.</p>
-</body></html>
-"#
-    ))
-    .into_response();
-    no_cache(&mut res);
-    res
-}
