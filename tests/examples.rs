@@ -87,3 +87,66 @@ async fn the_relay_example_listens_where_it_is_told() {
         stop(&mut child);
     }
 }
+
+#[tokio::test]
+async fn one_stream_is_served_behind_the_apps_own_authentication() {
+    let path = example("one_stream_behind_auth");
+    let (mut child, addr) = run_example(&path, &["127.0.0.1:0"], None);
+    let client = reqwest::Client::new();
+    let url = |p: &str| format!("http://{addr}{p}");
+    // The app's layer stands in front of the stream.
+    let refused = client.get(url("/my/camera.mjpg")).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let wrong = client
+        .get(url("/my/camera.mjpg?key=guess"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    // With the key, by query (what an <img> sends) or header: the stream,
+    // at the app's own path, with the server's answers.
+    let mut c = RawClient::stream(addr, "/my/camera.mjpg?key=letmein").await;
+    let part = tokio::time::timeout(Duration::from_secs(10), c.part())
+        .await
+        .expect("no frame from the mounted stream");
+    assert_eq!(decode(&part.jpeg), (640, 360));
+    let bearer = client
+        .get(url("/my/camera.jpg"))
+        .bearer_auth("letmein")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bearer.status(), 200);
+    assert_eq!(bearer.headers()["content-type"], "image/jpeg");
+    let jpeg = bearer.bytes().await.unwrap();
+    assert_eq!(decode(&jpeg), (640, 360));
+    // A bad parameter gets the server's own refusal.
+    let bad = client
+        .get(url("/my/camera.mjpg?key=letmein&fps=0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.unwrap().contains("fps"));
+    stop(&mut child);
+}
+
+#[tokio::test]
+async fn frames_published_from_a_plain_thread_are_served() {
+    let path = example("publish_from_thread");
+    let (mut child, addr) = run_example(&path, &[], Some("127.0.0.1:0"));
+    let mut c = RawClient::stream(addr, "/stream/plasma").await;
+    let first = c.part().await;
+    assert_eq!(decode(&first.jpeg), (320, 240));
+    // It moves: a later frame differs.
+    let later = loop {
+        let p = tokio::time::timeout(Duration::from_secs(5), c.part())
+            .await
+            .expect("the thread stopped publishing");
+        if p.jpeg != first.jpeg {
+            break p;
+        }
+    };
+    assert_eq!(decode(&later.jpeg), (320, 240));
+    stop(&mut child);
+}

@@ -41,6 +41,43 @@ impl Frame {
         }
     }
 
+    /// Encodes pixels as a JPEG frame: `pixels` holds `width` × `height`
+    /// pixels of `layout`, row by row with no padding, at JPEG `quality`
+    /// (1–100; 85 is a good default).
+    ///
+    /// ```
+    /// use mjpeg_server::frame::{Frame, Pixels};
+    ///
+    /// let red = [255u8, 0, 0].repeat(64 * 48);
+    /// let frame = Frame::from_pixels(&red, 64, 48, Pixels::Rgb, 85).unwrap();
+    /// assert_eq!((frame.width(), frame.height()), (64, 48));
+    /// ```
+    pub fn from_pixels(
+        pixels: &[u8],
+        width: u16,
+        height: u16,
+        layout: Pixels,
+        quality: u8,
+    ) -> Result<Frame, FrameError> {
+        let (color, channels) = match layout {
+            Pixels::Rgb => (jpeg_encoder::ColorType::Rgb, 3),
+            Pixels::Rgba => (jpeg_encoder::ColorType::Rgba, 4),
+            Pixels::Luma => (jpeg_encoder::ColorType::Luma, 1),
+        };
+        let need = usize::from(width) * usize::from(height) * channels;
+        if width == 0 || height == 0 || pixels.len() != need {
+            return Err(FrameError::Encode(format!(
+                "{} bytes of pixels for {width}x{height} {layout:?} pixels, which take {need}",
+                pixels.len()
+            )));
+        }
+        let mut jpeg = Vec::with_capacity(need / 8);
+        jpeg_encoder::Encoder::new(&mut jpeg, quality.clamp(1, 100))
+            .encode(pixels, width, height, color)
+            .map_err(|e| FrameError::Encode(e.to_string()))?;
+        Frame::from_jpeg(jpeg)
+    }
+
     /// The JPEG bytes, SOI through EOI.
     pub fn jpeg(&self) -> &Bytes {
         &self.jpeg
@@ -102,6 +139,18 @@ pub fn check_pixels(width: u32, height: u32, max_pixels: u64) -> Result<(), Fram
         });
     }
     Ok(())
+}
+
+/// How the pixels given to [`Frame::from_pixels`] are laid out: 8 bits a
+/// channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pixels {
+    /// Red, green, blue.
+    Rgb,
+    /// Red, green, blue, alpha (the alpha is dropped).
+    Rgba,
+    /// Grey.
+    Luma,
 }
 
 /// Why bytes could not become a frame.

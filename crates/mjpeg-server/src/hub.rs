@@ -855,6 +855,17 @@ impl Streams {
         Ok(hub)
     }
 
+    /// A set of one hub made elsewhere ([`Hub::new`]), whatever its name.
+    pub(crate) fn of(hub: Hub) -> Streams {
+        let streams = Streams::new();
+        streams
+            .hubs
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(hub);
+        streams
+    }
+
     /// Removes the stream called `name` and returns its hub. Its viewers
     /// keep the hub until they leave; new requests no longer find it.
     pub fn remove(&self, name: &str) -> Option<Hub> {

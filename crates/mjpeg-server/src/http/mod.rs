@@ -25,7 +25,10 @@
 //! for the standalone server's direct path alike.
 
 mod index;
+mod mount;
 mod push;
+
+pub use mount::Mount;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};

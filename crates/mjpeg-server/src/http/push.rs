@@ -35,15 +35,27 @@ pub(super) async fn push(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    push_to(&st, &name, creds, headers, body).await
+}
+
+/// A push to the stream `name`: [`push`], and what [`super::Mount::push`]
+/// serves at a route of its own.
+pub(super) async fn push_to(
+    st: &AppState,
+    name: &str,
+    creds: Creds,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     // Checked by name before the stream is looked up or created, so that a
     // refused client learns nothing about which streams exist.
-    if let Err(refused) = st.allow(&creds, Action::Push, &name) {
+    if let Err(refused) = st.allow(&creds, Action::Push, name) {
         return refused;
     }
     // A stream that a push created is marked as being pushed to before it
     // is looked up, so that it cannot be forgotten in between.
-    let pushing = st.created.push_begins(&name);
-    let (hub, _pushing) = match st.streams.get(&name) {
+    let pushing = st.created.push_begins(name);
+    let (hub, _pushing) = match st.streams.get(name) {
         Some(hub) if hub.accepts_push() => (hub, pushing),
         Some(_) => {
             return (
@@ -52,17 +64,17 @@ pub(super) async fn push(
             )
                 .into_response()
         }
-        None if st.opts.allow_create => match st.created.create(&st.streams, &name) {
+        None if st.opts.allow_create => match st.created.create(&st.streams, name) {
             Ok((hub, pushing)) => {
                 tracing::info!(stream = name, "created by a push");
                 (hub, Some(pushing))
             }
             // Created by a concurrent push a moment ago.
             Err(CreateError::Name(NameError::Duplicate(_))) => {
-                let pushing = st.created.push_begins(&name);
-                match st.streams.get(&name) {
+                let pushing = st.created.push_begins(name);
+                match st.streams.get(name) {
                     Some(hub) if hub.accepts_push() => (hub, pushing),
-                    _ => return no_such_stream(&st, &creds, &name),
+                    _ => return no_such_stream(st, &creds, name),
                 }
             }
             Err(e @ CreateError::Full(_)) => {
@@ -71,7 +83,7 @@ pub(super) async fn push(
             }
             Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
         },
-        None => return no_such_push_target(&st, &creds, &name),
+        None => return no_such_push_target(st, &creds, name),
     };
     // `curl -d @frame.jpg` sends a form: it strips every CR and LF from
     // the file, so what arrives is a broken image whatever else it looks

@@ -54,11 +54,13 @@ use crate::tls::Tls;
 use crate::viewer::{self, Viewer};
 
 mod activity;
+mod background;
 pub mod forwarded;
 mod per_address;
 mod wire;
 
 use activity::{Activity, Expired, Tracked};
+pub use background::Running;
 pub use forwarded::TrustedProxy;
 use per_address::PerAddress;
 use wire::{answer, read_head, Head, Prefixed};
@@ -235,6 +237,9 @@ pub enum ServerError {
         /// The address asked for.
         addr: ListenAddr,
     },
+    /// The server's threads could not be started ([`Server::start`]).
+    #[error("cannot start the server's threads: {0}")]
+    Runtime(io::Error),
     /// No address to listen on was given.
     #[error("no address to listen on")]
     NoAddress,
