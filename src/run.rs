@@ -65,7 +65,7 @@ async fn check_streams(streams: &[StreamArg]) -> anyhow::Result<()> {
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     check_streams(&settings.streams).await?;
     let tls = load_tls(&settings)?;
-    raise_fd_limit(settings.max_connections as u64);
+    raise_fd_limit(settings.scalars.max_connections as u64);
     let streams = Streams::new();
     let mut sources = Vec::new();
     for arg in settings.streams {
@@ -74,10 +74,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
 
     let convert = ConvertOptions {
-        quality: settings.jpeg_quality,
-        max_width: settings.max_width,
-        max_height: settings.max_height,
-        max_pixels: settings.max_pixels,
+        quality: settings.scalars.jpeg_quality,
+        max_width: settings.scalars.max_width,
+        max_height: settings.scalars.max_height,
+        max_pixels: settings.scalars.max_pixels,
     };
     let access = settings
         .auth
@@ -94,27 +94,27 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .map(|o| HeaderValue::from_str(o).with_context(|| format!("allow-origin {o:?}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let opts = ServerOptions {
-        max_connections: settings.max_connections as usize,
-        max_connections_per_address: settings.max_connections_per_address as usize,
-        ipv6_prefix: settings.ipv6_prefix,
+        max_connections: settings.scalars.max_connections as usize,
+        max_connections_per_address: settings.scalars.max_connections_per_address as usize,
+        ipv6_prefix: settings.scalars.ipv6_prefix,
         trusted_proxies: settings.trusted_proxy.clone(),
-        write_timeout: seconds_or_off(settings.write_timeout),
-        header_timeout: Duration::from_secs_f64(settings.header_timeout),
-        max_header_bytes: settings.max_header_size,
+        write_timeout: seconds_or_off(settings.scalars.write_timeout),
+        header_timeout: Duration::from_secs_f64(settings.scalars.header_timeout),
+        max_header_bytes: settings.scalars.max_header_size,
         tls: tls.clone(),
         http: HttpOptions {
-            resend_after: seconds_or_off(settings.resend_after),
-            max_frame_bytes: settings.max_frame_size,
+            resend_after: seconds_or_off(settings.scalars.resend_after),
+            max_frame_bytes: settings.scalars.max_frame_size,
             allow_create: settings.allow_create,
-            max_created_streams: settings.max_created_streams as usize,
-            created_stream_idle: seconds_or_off(settings.created_stream_idle),
+            max_created_streams: settings.scalars.max_created_streams as usize,
+            created_stream_idle: seconds_or_off(settings.scalars.created_stream_idle),
             convert: convert.clone(),
             access: Arc::new(access),
-            max_clients_per_stream: match settings.max_clients_per_stream {
+            max_clients_per_stream: match settings.scalars.max_clients_per_stream {
                 0 => None,
                 n => Some(n as usize),
             },
-            push_idle_timeout: seconds_or_off(settings.push_idle_timeout),
+            push_idle_timeout: seconds_or_off(settings.scalars.push_idle_timeout),
             allow_origins,
         },
         ..ServerOptions::default()
@@ -122,9 +122,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let server = Server::bind_all(&settings.listen, streams.clone(), opts).await?;
     let shutdown = server.shutdown_token();
     let source_opts = SourceOptions {
-        interval: Duration::from_secs_f64(1.0 / settings.fps),
+        interval: Duration::from_secs_f64(1.0 / settings.scalars.fps),
         convert,
-        max_frame: settings.max_frame_size,
+        max_frame: settings.scalars.max_frame_size,
     };
     let mut tasks = Vec::new();
     for (hub, spec) in sources {

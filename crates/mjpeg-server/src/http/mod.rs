@@ -99,7 +99,7 @@ impl Default for HttpOptions {
     fn default() -> Self {
         HttpOptions {
             resend_after: Some(Duration::from_secs(1)),
-            max_frame_bytes: 16 << 20,
+            max_frame_bytes: crate::ingest::DEFAULT_MAX_FRAME,
             allow_create: false,
             max_created_streams: 64,
             created_stream_idle: Some(Duration::from_secs(600)),

@@ -323,7 +323,7 @@ impl Default for SourceOptions {
         SourceOptions {
             interval: Duration::from_millis(100),
             convert: ConvertOptions::default(),
-            max_frame: 16 << 20,
+            max_frame: crate::ingest::DEFAULT_MAX_FRAME,
         }
     }
 }

@@ -77,7 +77,7 @@ impl RelayOptions {
             backoff_max: Duration::from_secs(30),
             read_timeout: Duration::from_secs(10),
             frame_timeout: Duration::from_secs(10),
-            max_frame: 16 << 20,
+            max_frame: crate::ingest::DEFAULT_MAX_FRAME,
             convert: ConvertOptions::default(),
         }
     }
