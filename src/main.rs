@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use mjpeg_server_cli::config::Cli;
 
 fn main() -> ExitCode {
+    // The library's messages name the flags, not its API.
+    mjpeg_server::set_option_names(mjpeg_server_cli::config::OPTION_NAMES);
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {

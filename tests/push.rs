@@ -9,6 +9,9 @@ use mjpeg_server::ServerOptions;
 use std::time::Duration;
 
 async fn push_server(opts: HttpOptions) -> TestServer {
+    // Its messages name the options as the command line does, whose
+    // messages these tests read.
+    mjpeg_server::set_option_names(mjpeg_server_cli::config::OPTION_NAMES);
     let srv = TestServer::start(
         &["cam", "fixed"],
         ServerOptions {

@@ -2,7 +2,7 @@
 //! what the server runs with.
 //!
 //! Each setting that is one value (a number, a size, a duration) is
-//! declared once, in the table of [`settings!`] below: its type, default,
+//! declared once, in the table of `settings!` below: its type, default,
 //! help, flag and file key come from that one line, and so do its field in
 //! [`Settings`] and its merge (a flag wins over the file, the file over the
 //! default). The settings with a shape of their own (listen addresses,
@@ -38,6 +38,7 @@ use flags::{byte_size, fps, header_size, non_negative_f64, positive_f64};
 use mjpeg_server::http::HttpOptions;
 use mjpeg_server::server::{ListenAddr, ServerOptions, TrustedProxy};
 use mjpeg_server::source::{SourceOptions, SourceSpec};
+use mjpeg_server::OptionNames;
 
 /// Declares the settings that are one value each. For each entry of
 /// `with_defaults`: `name: Type = default, "Default: as the help says it.",
@@ -70,7 +71,7 @@ macro_rules! settings {
             )*
         }
     ) => {
-        /// The flags of the settings declared in [`settings!`].
+        /// The flags of the settings declared in `settings!`.
         #[derive(Debug, Default, clap::Args)]
         pub struct ScalarFlags {
             $(
@@ -86,7 +87,7 @@ macro_rules! settings {
             )*
         }
 
-        /// The values of the settings declared in [`settings!`].
+        /// The values of the settings declared in `settings!`.
         #[derive(Debug, Clone, PartialEq, Serialize)]
         #[serde(rename_all = "kebab-case")]
         pub struct Scalars {
@@ -224,6 +225,19 @@ settings! {
         streams: Vec<file::FileStream>,
     }
 }
+
+/// How the library's messages name the options a user can change: as the
+/// flags that change them (with the file key where a user may look for
+/// one).
+pub const OPTION_NAMES: OptionNames = OptionNames {
+    max_frame: "--max-frame-size",
+    max_pixels: "--max-pixels (config key max-pixels)",
+    push_idle_timeout: "--push-idle-timeout",
+    allow_create: "start the server with --allow-create (allow-create = true in the config file)",
+    push_stream: "--stream NAME=push",
+    chart_stream: "--stream NAME=chart",
+    listen: "another with --listen",
+};
 
 /// The library's default server options: the command line's defaults are
 /// the library's, so that each is written once.

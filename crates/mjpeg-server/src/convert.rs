@@ -251,7 +251,8 @@ mod tests {
                 limit: 76799
             }
         );
-        assert!(err.to_string().contains("320x240") && err.to_string().contains("--max-pixels"));
+        let names = crate::names::option_names();
+        assert!(err.to_string().contains("320x240") && err.to_string().contains(names.max_pixels));
         let jpeg = corpus("progressive.jpg");
         let info = crate::jpeg::validate(&jpeg).unwrap();
         let pixels = u64::from(info.width) * u64::from(info.height);

@@ -179,7 +179,8 @@ pub enum FrameError {
     /// The image declares more pixels than allowed (checked from its header,
     /// before decoding).
     #[error(
-        "an image of {width}x{height} pixels is over the limit of {limit} pixels; raise --max-pixels (config key max-pixels) to accept it"
+        "an image of {width}x{height} pixels is over the limit of {limit} pixels; raise {} to accept it",
+        crate::names::option_names().max_pixels
     )]
     TooManyPixels {
         /// Declared width.

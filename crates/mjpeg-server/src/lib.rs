@@ -3,46 +3,86 @@
 //! Turn a sequence of images into a live MJPEG stream over HTTP
 //! (`multipart/x-mixed-replace`), so that `<img src="http://host:8080/stream">`
 //! shows it live in any browser, and ffmpeg, VLC, OpenCV, Home Assistant and
-//! OctoPrint can read it.
-//!
-//! ## Layout
-//!
-//! The path of one frame, source to socket:
-//!
-//! | module | role |
-//! | --- | --- |
-//! | [`source`] | tasks that produce images: [`source::demo`], [`source::dir`], [`source::watch`], [`source::pipe`] (stdin, commands), [`source::relay`], and `push` through [`http`] |
-//! | [`jpeg`] | marker parsing: is this a whole JPEG, where does it end |
-//! | [`convert`] | any image format to a JPEG frame, off the async workers |
-//! | [`frame`] | [`Frame`]: a checked JPEG in shared [`bytes::Bytes`] |
-//! | [`hub`] | [`Hub`]: one per stream, the newest frame for every viewer |
-//! | [`multipart`] | the wire format, encoded once per frame; [`multipart::reader`] reads other servers' |
-//! | [`http`] | the routes: stream, snapshot, push, index, status, mjpg-streamer URLs |
-//! | [`viewer`] | one viewer: which frame next; the direct socket path for plain stream requests |
-//! | [`server`] | accept loop, connection limits, request-head limits, graceful shutdown |
-//! | [`access`] | who may watch and push: Basic users, bearer tokens, per-stream rules |
-//! | [`tls`] | rustls certificate, reload, HTTP/2 by ALPN |
-//! | [`metrics`] | `/metrics`: the counters of every stream for Prometheus |
-//!
-//! A frame's path: a source hands bytes to [`convert`] (or the splitter in
-//! [`source::pipe`]), which checks them with [`jpeg`] and makes a [`Frame`];
-//! [`Hub::publish`] encodes its part header once and swaps it in as the
-//! newest frame; each viewer's body in [`http`] takes the newest frame when
-//! its socket has room and writes header, JPEG and trailer by reference.
+//! OctoPrint can read it. This crate is the library; the `mjpeg-server`
+//! command is built on it.
 //!
 //! ## Publishing frames from Rust
 //!
 //! ```
+//! use mjpeg_server::frame::Pixels;
 //! use mjpeg_server::{Frame, Streams};
 //!
 //! let streams = Streams::new();
 //! let hub = streams.add("cam").unwrap();
-//! let jpeg = std::fs::read("../../tests/data/jpeg_5k.jpg").unwrap();
-//! hub.publish(Frame::from_jpeg(jpeg).unwrap()).unwrap();
+//! // Pixels are encoded once, here; every viewer shares the JPEG.
+//! let red = [255u8, 0, 0].repeat(320 * 240);
+//! hub.publish(Frame::from_pixels(&red, 320, 240, Pixels::Rgb, 85).unwrap()).unwrap();
 //! assert_eq!(hub.latest().unwrap().frame().width(), 320);
-//! // Serve `streams` with `Server::bind(addr, streams, opts)` and `run()`,
-//! // or merge `http::router(...)` into your own axum app.
 //! ```
+//!
+//! Then serve them, in one of three ways:
+//!
+//! - [`Server::start`]: the whole server on threads of its own, for a
+//!   program with no async code (`examples/publish_from_thread.rs`);
+//! - [`Server::bind`] and [`Server::run`]: the same inside your tokio
+//!   runtime (`examples/publish_frames.rs`);
+//! - [`http::Mount`]: one stream (or its snapshot, or push) at a route of
+//!   your own axum app, behind your own middleware
+//!   (`examples/one_stream_behind_auth.rs`), or [`http::router`] for every
+//!   route of the server (`examples/axum_embed.rs`).
+//!
+//! Frames can also come from the server's own sources, started from code:
+//! [`source::SourceSpec`] names them (`SourceSpec::Dir(path)`, a relay, a
+//! chart, …) and [`SourceSpec::spawn`](source::SourceSpec::spawn) starts
+//! one publishing into a hub.
+//!
+//! ## Layout
+//!
+//! | module | role |
+//! | --- | --- |
+//! | [`source`] | tasks that produce frames: [`source::demo`], [`source::dir`], `watch`, [`source::pipe`] (stdin, commands), `relay`, `chart`, [`source::synthetic`]; and `push` through [`http`] |
+//! | [`ingest`] | one reader for every byte stream a source receives: multipart, JPEGs back to back ([`ingest::split`]) or one image |
+//! | [`jpeg`] | the marker walk: is this a whole JPEG, where does it end, how large is it |
+//! | [`convert`] | any image format to a JPEG frame, off the async workers |
+//! | [`frame`] | [`Frame`]: a checked JPEG in shared [`bytes::Bytes`] |
+//! | [`hub`] | [`Hub`]: one per stream, the newest frame for every viewer; [`Streams`]: the set of them |
+//! | [`multipart`] | the wire format, encoded once per frame; [`multipart::reader`] reads other servers' |
+//! | `stream_request` | what a request for a stream is (which stream, rate, layout) or why it is refused, for both paths below |
+//! | [`http`] | the axum handlers: stream, snapshot, push, index, status, metrics, mjpg-streamer URLs; [`http::Mount`] |
+//! | `viewer` | one viewer: which frame next, and the direct socket writer |
+//! | [`server`] | [`Server`]: listeners, the accept loop, connection limits, request heads, graceful shutdown |
+//! | [`access`] | who may watch and push: Basic users, bearer tokens, per-stream rules |
+//! | `tls` | rustls certificate, reload, HTTP/2 by ALPN (feature `tls`) |
+//! | `metrics` | `/metrics`: every stream's counters for Prometheus |
+//!
+//! ## The path of one frame
+//!
+//! 1. A source has bytes: a file read by `dir:`, a part read by the
+//!    [`ingest::FrameReader`] of a push, a relay or a pipe.
+//! 2. [`convert::to_frame`] makes a [`Frame`] of them: a JPEG is checked
+//!    by the [`jpeg`] marker walk and passes untouched; another format is
+//!    decoded and encoded once.
+//! 3. [`Hub::publish`] encodes the part's header once and swaps the frame in
+//!    as the newest; every subscribed viewer is woken.
+//! 4. Each viewer takes the newest frame when its socket has room (a slow
+//!    one skips frames; nothing queues) and writes the part header, the JPEG
+//!    and the trailer, all shared by reference: on the standalone server's
+//!    direct path as one vectored write straight to the socket (plain
+//!    stream `GET`s, almost every viewer), otherwise as the body of the
+//!    axum handler's response.
+//!
+//! ## Cargo features
+//!
+//! All on by default. Without them the library keeps the hub, frames,
+//! multipart, the handlers and the server, and drops their dependencies:
+//! `watch` (notify), `relay` (reqwest), `chart` (plotters), `convert`
+//! (image: without it only JPEGs are taken) and `tls` (rustls).
+//!
+//! ## Messages
+//!
+//! Refusals name the option that lifts them, by its API name; a program
+//! that offers the options under other names (flags) says so once with
+//! [`set_option_names`].
 
 #![warn(missing_docs)]
 
@@ -54,14 +94,15 @@ pub mod http;
 pub mod hub;
 pub mod ingest;
 pub mod jpeg;
-pub mod metrics;
+mod metrics;
 pub mod multipart;
+mod names;
 pub mod server;
 pub mod source;
 mod stream_request;
 #[cfg(feature = "tls")]
 pub mod tls;
-pub mod viewer;
+mod viewer;
 
 /// The parsers' checks that the fuzz targets (`fuzz/`) and the regression
 /// test of their findings (`tests/fuzz_regressions.rs`) run; not API.
@@ -75,6 +116,7 @@ mod xorshift;
 
 pub use frame::{Frame, FrameError};
 pub use hub::{Hub, PublishError, Streams};
+pub use names::{set_option_names, OptionNames};
 pub use server::{Server, ServerOptions};
 
 /// Files of `tests/data` for the unit tests of every module.

@@ -10,7 +10,7 @@
 //! | `GET /stream`, `/stream/{name}` | the MJPEG stream (`?fps=N` caps the rate, `?advance_headers=1` or `0` forces the layout) |
 //! | `GET /snapshot`, `/snapshot/{name}` | the newest frame as one JPEG |
 //! | `GET /status` | JSON counters of every stream and each of its viewers |
-//! | `GET /metrics` | the same counters for Prometheus ([`crate::metrics`]) |
+//! | `GET /metrics` | the same counters for Prometheus |
 //! | `GET /?action=stream[_N]`, `/?action=snapshot[_N]` | mjpg-streamer's URLs |
 //! | `PUT`/`POST /stream/{name}` | publish: one image, concatenated JPEGs, or a multipart stream |
 //! | `POST /stream/{name}/data` | numbers for a chart stream ([`crate::source::chart`]) |
@@ -33,7 +33,7 @@ pub use mount::Mount;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Version};
+use axum::http::{header, HeaderValue, Method, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -607,7 +607,7 @@ async fn chart_data(
     State(st): State<AppState>,
     Path(name): Path<String>,
     creds: Creds,
-    headers: HeaderMap,
+    headers: axum::http::HeaderMap,
     body: Body,
 ) -> Response {
     // Credentials first, then the body: a refused client's upload is not

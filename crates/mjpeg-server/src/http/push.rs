@@ -18,6 +18,7 @@ use crate::hub::{Hub, NameError, PublishError, SourceState};
 use crate::ingest::split::Problem;
 use crate::ingest::{Dropped, Event, FrameReader, ReadError};
 use crate::multipart::reader::MultipartError;
+use crate::names::option_names;
 
 /// `PUT`/`POST /stream/{name}`: other programs publish frames.
 ///
@@ -120,10 +121,11 @@ pub(super) async fn push_to(
 fn no_such_push_target(st: &AppState, creds: &Creds, name: &str) -> Response {
     let mut text = no_such_stream_text(st, creds, name);
     if !st.opts.allow_create {
-        text.push_str(
-            "to let a push create the stream, start the server with --allow-create \
-             (allow-create = true in the config file), or declare it with --stream NAME=push\n",
-        );
+        let names = option_names();
+        text.push_str(&format!(
+            "to let a push create the stream, {}, or declare it with {}\n",
+            names.allow_create, names.push_stream
+        ));
     }
     not_found_text(text)
 }
@@ -194,8 +196,9 @@ impl std::fmt::Display for Refusal {
             ),
             Refusal::Idle(idle) => write!(
                 f,
-                "the body sent nothing for {} s (see --push-idle-timeout)",
-                idle.as_secs_f64()
+                "the body sent nothing for {} s (see {})",
+                idle.as_secs_f64(),
+                option_names().push_idle_timeout
             ),
         }
     }

@@ -148,7 +148,7 @@ fn describe_corrupt(error: &JpegError) -> String {
 /// result does not depend on how the stream was cut into reads.
 ///
 /// ```
-/// use mjpeg_server::source::pipe::{Split, Splitter};
+/// use mjpeg_server::ingest::split::{Split, Splitter};
 ///
 /// let jpeg = std::fs::read("../../tests/data/jpeg_5k.jpg").unwrap();
 /// let mut splitter = Splitter::default();

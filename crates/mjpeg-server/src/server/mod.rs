@@ -11,7 +11,7 @@
 //! A connection's life: the TLS handshake if the server has a certificate,
 //! then its request head, read within the header timeout and size limit
 //! (`408` / `431` otherwise). A plain `GET` of a stream that the client may
-//! watch is written directly ([`viewer::write_stream`]); everything else,
+//! watch is written directly by the `viewer` module; everything else,
 //! HTTP/2 included, goes to hyper and the routes of [`crate::http`], which
 //! also give every refusal its status and reason.
 
@@ -55,7 +55,7 @@ use crate::viewer::{self, Viewer};
 
 mod activity;
 mod background;
-pub mod forwarded;
+mod forwarded;
 mod per_address;
 mod wire;
 
@@ -232,7 +232,11 @@ impl Default for ServerOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// The address is taken by another program.
-    #[error("cannot listen on {addr}: the address is already in use (is another server running? pick another with --listen)")]
+    #[error(
+        "cannot listen on {addr}: the address is already in use (is another server running? \
+         pick {})",
+        crate::names::option_names().listen
+    )]
     AddrInUse {
         /// The address asked for.
         addr: ListenAddr,

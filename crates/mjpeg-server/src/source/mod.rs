@@ -39,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::convert::ConvertOptions;
 use crate::hub::{Hub, SourceState};
+use crate::names::option_names;
 
 /// A source as named on the command line.
 #[derive(Debug, Clone, PartialEq)]
@@ -452,8 +453,9 @@ fn read_image_file_blocking(
         }
         if meta.len() > limit {
             return Err(too_large(format!(
-                "{} bytes, over the frame size limit of {limit} bytes (--max-frame-size); not read",
-                meta.len()
+                "{} bytes, over the frame size limit of {limit} bytes ({}); not read",
+                meta.len(),
+                option_names().max_frame
             )));
         }
         Ok(())
@@ -476,8 +478,8 @@ fn read_image_file_blocking(
     file.take(limit + 1).read_to_end(&mut data)?;
     if data.len() as u64 > limit {
         return Err(too_large(format!(
-            "grew while being read, past the frame size limit of {limit} bytes \
-             (--max-frame-size); dropped"
+            "grew while being read, past the frame size limit of {limit} bytes ({}); dropped",
+            option_names().max_frame
         )));
     }
     Ok((meta, data))

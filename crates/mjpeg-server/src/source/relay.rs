@@ -103,8 +103,9 @@ enum UpstreamError {
     #[error("upstream answered with something that is not a usable image ({0})")]
     NotImage(String),
     #[error(
-        "upstream sent an image larger than the frame size limit of {0} bytes \
-         (--max-frame-size); dropped the connection"
+        "upstream sent an image larger than the frame size limit of {0} bytes ({option}); \
+         dropped the connection",
+        option = crate::names::option_names().max_frame
     )]
     TooLarge(usize),
     #[error("upstream sent {bytes} bytes but no complete frame for {timeout:?}")]
