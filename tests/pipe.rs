@@ -25,8 +25,8 @@ fn restarts(after: Duration) -> ExecOptions {
 fn exec(srv: &TestServer, name: &str, command: String, opts: ExecOptions) -> JoinHandle<()> {
     tokio::spawn(pipe::run_exec_with(
         command,
-        srv.hub(name),
         opts,
+        srv.hub(name),
         srv.token.child_token(),
     ))
 }
@@ -278,8 +278,8 @@ async fn stdin_source_in_a_child() {
     let hub = Hub::new("cam");
     let token = CancellationToken::new();
     let source = tokio::spawn(pipe::run_stdin(
-        hub.clone(),
         pipe::ReadLimits::default(),
+        hub.clone(),
         token.clone(),
     ));
     match mode.as_str() {

@@ -34,7 +34,7 @@ const IDLE_REFRESH: Duration = Duration::from_secs(1);
 ///
 /// Drawing and JPEG encoding take milliseconds of CPU, so they run on the
 /// blocking pool, never on the async workers that serve clients.
-pub async fn run(hub: Hub, interval: Duration, shutdown: CancellationToken) {
+pub async fn run(interval: Duration, hub: Hub, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let viewers = hub.watch_clients();

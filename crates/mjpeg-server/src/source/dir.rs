@@ -75,7 +75,7 @@ pub async fn check(path: &Path) -> Result<(), SourceError> {
 
 /// Plays the folder into `hub`, one frame every `opts.interval`, until
 /// `shutdown`.
-pub async fn run(path: PathBuf, hub: Hub, opts: SourceOptions, shutdown: CancellationToken) {
+pub async fn run(path: PathBuf, opts: SourceOptions, hub: Hub, shutdown: CancellationToken) {
     let interval = opts.interval;
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);

@@ -41,7 +41,13 @@ use crate::convert::ConvertOptions;
 use crate::hub::{Hub, SourceState};
 use crate::names::option_names;
 
-/// A source as named on the command line.
+/// A source, as its typed description: build one in code
+/// (`SourceSpec::Dir("./img".into())`, `SourceSpec::Relay(..)`) or parse
+/// the SOURCE syntax of `--stream NAME=SOURCE` (`"dir:./img".parse()`), then
+/// [`spawn`](SourceSpec::spawn) it. Each kind's own options live in its
+/// module, and every module's `run` takes the same order: what the source
+/// reads and its options, then the hub it publishes into, then the
+/// shutdown token.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceSpec {
     /// The built-in moving test picture.
@@ -378,13 +384,13 @@ impl SourceSpec {
     ) -> Option<JoinHandle<()>> {
         hub.set_source_state(SourceState::Running);
         Some(match self {
-            SourceSpec::Demo => tokio::spawn(demo::run(hub, opts.interval, shutdown)),
-            SourceSpec::Dir(path) => tokio::spawn(dir::run(path, hub, opts, shutdown)),
+            SourceSpec::Demo => tokio::spawn(demo::run(opts.interval, hub, shutdown)),
+            SourceSpec::Dir(path) => tokio::spawn(dir::run(path, opts, hub, shutdown)),
             #[cfg(feature = "watch")]
             SourceSpec::Watch(path, w) => tokio::spawn(watch::run(path, w, opts, hub, shutdown)),
-            SourceSpec::Stdin => tokio::spawn(pipe::run_stdin(hub, opts.read_limits(), shutdown)),
+            SourceSpec::Stdin => tokio::spawn(pipe::run_stdin(opts.read_limits(), hub, shutdown)),
             SourceSpec::Exec(cmd) => {
-                tokio::spawn(pipe::run_exec(cmd, hub, opts.read_limits(), shutdown))
+                tokio::spawn(pipe::run_exec(cmd, opts.read_limits(), hub, shutdown))
             }
             #[cfg(feature = "relay")]
             SourceSpec::Relay(spec) => {

@@ -105,8 +105,8 @@ impl Default for ReadLimits {
 /// that stopped it; the stream keeps its last frame either way.
 pub async fn run_reader<R: AsyncRead + Unpin>(
     mut reader: R,
-    hub: &Hub,
     limits: ReadLimits,
+    hub: &Hub,
     shutdown: &CancellationToken,
 ) -> io::Result<ReadStats> {
     let mut frames = FrameReader::stream(limits.max_frame);
@@ -155,9 +155,9 @@ pub async fn run_reader<R: AsyncRead + Unpin>(
 ///
 /// When stdin ends, the stream keeps its last frame, its source state says
 /// `waiting: stdin closed`, and the server keeps running.
-pub async fn run_stdin(hub: Hub, limits: ReadLimits, shutdown: CancellationToken) {
+pub async fn run_stdin(limits: ReadLimits, hub: Hub, shutdown: CancellationToken) {
     hub.set_source_state(SourceState::Running);
-    let result = read_stdin(&hub, limits, &shutdown).await;
+    let result = read_stdin(limits, &hub, &shutdown).await;
     if shutdown.is_cancelled() {
         return;
     }
@@ -180,8 +180,8 @@ pub async fn run_stdin(hub: Hub, limits: ReadLimits, shutdown: CancellationToken
 }
 
 async fn read_stdin(
-    hub: &Hub,
     limits: ReadLimits,
+    hub: &Hub,
     shutdown: &CancellationToken,
 ) -> io::Result<ReadStats> {
     // A pipe (the usual case) is read asynchronously, so shutdown never
@@ -189,9 +189,9 @@ async fn read_stdin(
     // file, one blocking-pool read at a time.
     #[cfg(unix)]
     if let Some(pipe) = stdin_pipe() {
-        return run_reader(pipe, hub, limits, shutdown).await;
+        return run_reader(pipe, limits, hub, shutdown).await;
     }
-    run_reader(stdin_file()?, hub, limits, shutdown).await
+    run_reader(stdin_file()?, limits, hub, shutdown).await
 }
 
 /// Standard input as an asynchronous pipe, if it is a pipe or FIFO. This
@@ -245,12 +245,12 @@ impl Default for ExecOptions {
 
 /// The `exec:COMMAND` source with the default restart policy: see
 /// [`run_exec_with`].
-pub async fn run_exec(command: String, hub: Hub, limits: ReadLimits, shutdown: CancellationToken) {
+pub async fn run_exec(command: String, limits: ReadLimits, hub: Hub, shutdown: CancellationToken) {
     let opts = ExecOptions {
         limits,
         ..ExecOptions::default()
     };
-    run_exec_with(command, hub, opts, shutdown).await;
+    run_exec_with(command, opts, hub, shutdown).await;
 }
 
 /// The `exec:COMMAND` source: runs `sh -c COMMAND` and publishes the JPEGs it
@@ -268,8 +268,8 @@ pub async fn run_exec(command: String, hub: Hub, limits: ReadLimits, shutdown: C
 /// carry a camera's password in a URL; it is logged at debug level.
 pub async fn run_exec_with(
     command: String,
-    hub: Hub,
     opts: ExecOptions,
+    hub: Hub,
     shutdown: CancellationToken,
 ) {
     tracing::debug!(stream = hub.name(), command, "exec source");
@@ -416,7 +416,7 @@ async fn run_command(
     let stdout = child.stdout.take();
     let reading = async move {
         match stdout {
-            Some(stdout) => run_reader(stdout, hub, limits, shutdown).await,
+            Some(stdout) => run_reader(stdout, limits, hub, shutdown).await,
             None => Ok(ReadStats::default()),
         }
     };
@@ -670,7 +670,7 @@ mod tests {
         let a = corpus("jpeg_5k.jpg");
         let stream = cat(&[&a, b"junk", &a, &corpus("truncated.jpg")]);
         let token = CancellationToken::new();
-        let stats = run_reader(&stream[..], &hub, ReadLimits::default(), &token)
+        let stats = run_reader(&stream[..], ReadLimits::default(), &hub, &token)
             .await
             .unwrap();
         assert_eq!(
@@ -701,7 +701,7 @@ mod tests {
         let token = CancellationToken::new();
         let reader = {
             let (hub, token) = (hub.clone(), token.clone());
-            tokio::spawn(async move { run_reader(rx, &hub, ReadLimits::default(), &token).await })
+            tokio::spawn(async move { run_reader(rx, ReadLimits::default(), &hub, &token).await })
         };
         tokio::io::AsyncWriteExt::write_all(&mut tx, &corpus("jpeg_5k.jpg"))
             .await
