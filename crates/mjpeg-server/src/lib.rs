@@ -119,6 +119,11 @@ pub use hub::{Hub, PublishError, Streams};
 pub use names::{set_option_names, OptionNames};
 pub use server::{Server, ServerOptions};
 
+/// The README's Rust examples, compiled as doc tests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeExamples;
+
 /// Files of `tests/data` for the unit tests of every module.
 #[cfg(test)]
 pub(crate) mod test_data {
