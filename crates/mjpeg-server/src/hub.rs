@@ -20,7 +20,6 @@
 
 use bytes::Bytes;
 use std::any::Any;
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -29,6 +28,12 @@ use tokio::sync::watch;
 
 use crate::frame::{Frame, FrameError};
 use crate::multipart::{self, Layout};
+
+mod record;
+
+pub use record::{ClientRecord, ClientStats};
+
+use record::ClientList;
 
 /// A frame as published: the frame, when, and its encoded part header.
 #[derive(Debug)]
@@ -503,10 +508,6 @@ fn as_millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, 
     }
 }
 
-fn as_millis_f64<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3)
-}
-
 /// The counters of one stream that `/metrics` exports; see [`HubStats`]
 /// for what each means.
 #[derive(Debug, Clone, PartialEq)]
@@ -521,177 +522,6 @@ pub struct HubCounters {
     pub fps_out: f64,
     pub source_errors: u64,
     pub upstream_reconnects: u64,
-}
-
-/// One viewer, as shown by `/status`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct ClientStats {
-    /// The client's address; `None` when the server did not say (a router
-    /// embedded without `ConnectInfo`).
-    pub addr: Option<SocketAddr>,
-    /// How long it has been connected.
-    #[serde(rename = "connected_ms", serialize_with = "as_millis_f64")]
-    pub connected: Duration,
-    /// Parts sent to it (re-sends included).
-    pub frames: u64,
-    /// Bytes of parts sent to it.
-    pub bytes: u64,
-    /// Frames published while it watched that it never got.
-    pub frames_skipped: u64,
-    /// Recent rate of parts sent to it, per second.
-    pub fps: f64,
-}
-
-/// Every subscriber's record, and what those that left were sent.
-#[derive(Default)]
-struct ClientList {
-    next_id: u64,
-    live: BTreeMap<u64, Arc<ClientRecord>>,
-    gone: Totals,
-}
-
-#[derive(Default)]
-struct Totals {
-    frames: u64,
-    bytes: u64,
-    skipped: u64,
-}
-
-/// What one subscriber was sent, updated by its one writer and read by
-/// `/status` and `/metrics`.
-///
-/// The writer alone stores into these atomics (load, add, store: no locked
-/// instruction) and readers only load, so the hot path costs a few plain
-/// stores to a cache line no other writer touches.
-#[derive(Debug)]
-pub struct ClientRecord {
-    id: u64,
-    addr: Option<SocketAddr>,
-    since: Instant,
-    frames: AtomicU64,
-    bytes: AtomicU64,
-    /// Frames skipped between parts taken so far.
-    skipped: AtomicU64,
-    /// Seq of the last frame taken (published before it counts as seen).
-    last_seq: AtomicU64,
-    /// When the last part was taken, in ns since `since` (0: none yet).
-    last_at: AtomicU64,
-    /// Smoothed interval between parts, in ns (0: unknown).
-    mean_interval: AtomicU64,
-    /// The most skipped frames ever reported: a read that races the writer
-    /// can come out low, never high, so reporting the maximum keeps the
-    /// counter from going back.
-    skipped_reported: AtomicU64,
-}
-
-impl ClientRecord {
-    fn new(id: u64, addr: Option<SocketAddr>, last_seq: u64) -> ClientRecord {
-        ClientRecord {
-            id,
-            addr,
-            since: Instant::now(),
-            frames: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
-            skipped: AtomicU64::new(0),
-            last_seq: AtomicU64::new(last_seq),
-            last_at: AtomicU64::new(0),
-            mean_interval: AtomicU64::new(0),
-            skipped_reported: AtomicU64::new(0),
-        }
-    }
-
-    /// The client's address, if known.
-    pub fn addr(&self) -> Option<SocketAddr> {
-        self.addr
-    }
-
-    /// How long since the client subscribed.
-    pub fn connected(&self) -> Duration {
-        self.since.elapsed()
-    }
-
-    /// Parts sent so far.
-    pub fn frames(&self) -> u64 {
-        self.frames.load(Ordering::Relaxed)
-    }
-
-    /// Bytes of parts sent so far.
-    pub fn bytes(&self) -> u64 {
-        self.bytes.load(Ordering::Relaxed)
-    }
-
-    /// The writer took the frame `seq` to send it at `now`. Frames between
-    /// the last one it took and this one were skipped.
-    pub(crate) fn took(&self, seq: u64, now: Instant) {
-        let last = self.last_seq.load(Ordering::Relaxed);
-        if seq > last {
-            // `last_seq` before `skipped`, and readers load them in the other
-            // order (see `skipped`): a reader may see the new `last_seq` with
-            // the old `skipped` (a low count), never the reverse.
-            self.last_seq.store(seq, Ordering::Release);
-            if seq > last + 1 {
-                let skipped = self.skipped.load(Ordering::Relaxed) + (seq - last - 1);
-                self.skipped.store(skipped, Ordering::Release);
-            }
-        }
-        let at = u64::try_from(now.saturating_duration_since(self.since).as_nanos())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        let prev = self.last_at.load(Ordering::Relaxed);
-        if prev != 0 {
-            let dt = at.saturating_sub(prev);
-            let mean = self.mean_interval.load(Ordering::Relaxed);
-            let mean = if mean == 0 { dt } else { (4 * mean + dt) / 5 };
-            self.mean_interval.store(mean.max(1), Ordering::Relaxed);
-        }
-        self.last_at.store(at, Ordering::Relaxed);
-    }
-
-    /// The writer finished sending a part of `bytes` bytes.
-    pub(crate) fn wrote(&self, bytes: usize) {
-        let frames = self.frames.load(Ordering::Relaxed) + 1;
-        self.frames.store(frames, Ordering::Relaxed);
-        let total = self.bytes.load(Ordering::Relaxed) + bytes as u64;
-        self.bytes.store(total, Ordering::Relaxed);
-    }
-
-    /// Frames skipped, with `newest` the seq of the stream's newest frame:
-    /// those skipped between parts taken, and those published since the
-    /// last part taken that a newer frame replaced before this client could
-    /// take them (a stalled client keeps skipping while it hangs).
-    fn skipped(&self, newest: u64) -> u64 {
-        let skipped = self.skipped.load(Ordering::Acquire);
-        let last = self.last_seq.load(Ordering::Acquire);
-        let now = skipped + newest.saturating_sub(last).saturating_sub(1);
-        self.skipped_reported
-            .fetch_max(now, Ordering::Relaxed)
-            .max(now)
-    }
-
-    fn fps(&self, now: Instant) -> f64 {
-        let mean = self.mean_interval.load(Ordering::Relaxed);
-        let last = self.last_at.load(Ordering::Relaxed);
-        if mean == 0 || last == 0 {
-            return 0.0;
-        }
-        let since_last = u64::try_from(now.saturating_duration_since(self.since).as_nanos())
-            .unwrap_or(u64::MAX)
-            .saturating_sub(last);
-        // A client that stopped getting frames shows a falling rate.
-        let interval = mean.max(since_last) as f64 / 1e9;
-        ((1.0 / interval) * 100.0).round() / 100.0
-    }
-
-    fn stats(&self, newest: u64, now: Instant) -> ClientStats {
-        ClientStats {
-            addr: self.addr,
-            connected: now.saturating_duration_since(self.since),
-            frames: self.frames(),
-            bytes: self.bytes(),
-            frames_skipped: self.skipped(newest),
-            fps: self.fps(now),
-        }
-    }
 }
 
 /// A viewer's handle on a hub: yields the newest frame whenever asked.
@@ -895,117 +725,4 @@ impl Streams {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn jpeg() -> Vec<u8> {
-        crate::test_data::corpus("jpeg_5k.jpg")
-    }
-
-    #[test]
-    fn names_are_checked() {
-        let s = Streams::new();
-        for good in ["a", "cam-1", "Graphs_2", &"x".repeat(64)] {
-            s.add(good).unwrap();
-        }
-        for bad in ["", "a b", "../x", "ü", "a/b", "a?b", &"x".repeat(65)] {
-            assert_eq!(s.add(bad).unwrap_err(), NameError::Invalid(bad.to_string()));
-        }
-        assert_eq!(s.add("a").unwrap_err(), NameError::Duplicate("a".into()));
-        assert_eq!(s.nth(1).unwrap().name(), "cam-1");
-    }
-
-    #[test]
-    fn a_per_stream_limit_counts_every_client() {
-        let hub = Hub::new("t");
-        let a = hub.try_subscribe_from(None, Some(2)).unwrap();
-        let _b = hub.subscribe();
-        assert!(hub.try_subscribe_from(None, Some(2)).is_none());
-        assert_eq!(hub.stats().clients, 2);
-        drop(a);
-        assert!(hub.try_subscribe_from(None, Some(2)).is_some());
-        assert!(hub.try_subscribe_from(None, None).is_some());
-        assert_eq!(hub.stats().clients, 1);
-    }
-
-    #[tokio::test]
-    async fn a_slow_subscriber_gets_only_the_newest_frame() {
-        let hub = Hub::new("t");
-        let mut sub = hub.subscribe();
-        assert!(sub.take_unseen().is_none());
-        for _ in 0..5 {
-            hub.publish_jpeg(jpeg()).unwrap();
-        }
-        assert_eq!(sub.next().await.seq(), 5);
-        assert!(sub.take_unseen().is_none());
-        hub.publish_jpeg(jpeg()).unwrap();
-        assert_eq!(sub.next().await.seq(), 6);
-    }
-
-    #[tokio::test]
-    async fn a_waiting_subscriber_wakes_for_each_new_frame() {
-        let hub = Hub::new("t");
-        let mut sub = hub.subscribe();
-        let waiter = tokio::spawn(async move {
-            let a = sub.next().await.seq();
-            let b = sub.next().await.seq();
-            (a, b)
-        });
-        tokio::task::yield_now().await;
-        hub.publish_jpeg(jpeg()).unwrap();
-        // Wait until the first frame was taken before publishing the second.
-        while hub.inner.tx.receiver_count() > 0 && !waiter.is_finished() {
-            if hub.inner.tx.borrow().is_some() {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                hub.publish_jpeg(jpeg()).unwrap();
-                break;
-            }
-        }
-        let (a, b) = tokio::time::timeout(Duration::from_secs(5), waiter)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(a, 1);
-        assert!(b >= 2);
-    }
-
-    #[tokio::test]
-    async fn a_new_subscriber_sees_the_current_frame_at_once() {
-        let hub = Hub::new("t");
-        hub.publish_jpeg(jpeg()).unwrap();
-        let mut sub = hub.subscribe();
-        assert_eq!(sub.next().await.seq(), 1);
-    }
-
-    #[test]
-    fn clients_are_counted_until_dropped() {
-        let hub = Hub::new("t");
-        let a = hub.subscribe();
-        let b = hub.subscribe();
-        assert_eq!(hub.stats().clients, 2);
-        drop(a);
-        drop(b);
-        assert_eq!(hub.stats().clients, 0);
-    }
-
-    #[test]
-    fn rejected_frames_keep_the_last_good_one() {
-        let hub = Hub::new("t");
-        hub.publish_jpeg(jpeg()).unwrap();
-        assert!(hub.publish_jpeg(&b"garbage"[..]).is_err());
-        let mut boundary = jpeg();
-        // A COM segment carrying the boundary string is a valid JPEG.
-        let mut com = vec![0xFF, 0xFE, 0, 21];
-        com.extend_from_slice(multipart::BOUNDARY.as_bytes());
-        boundary.splice(2..2, com);
-        assert_eq!(
-            hub.publish_jpeg(boundary).unwrap_err(),
-            PublishError::ContainsBoundary
-        );
-        let stats = hub.stats();
-        assert_eq!(stats.frames_published, 1);
-        assert_eq!(stats.frames_rejected, 2);
-        assert_eq!(hub.latest().unwrap().seq(), 1);
-        assert!(stats.last_error.unwrap().contains("boundary"));
-    }
-}
+mod tests;
