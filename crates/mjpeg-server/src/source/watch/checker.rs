@@ -36,7 +36,7 @@ impl Stamp {
 }
 
 /// Reads a file whole, if it is a regular file of at most `limit` bytes
-/// (`--max-frame-size`; see [`crate::source::read_image_file`]). Returns
+/// (the frame size limit; see [`crate::source::read_image_file`]). Returns
 /// the stamp it had when opened.
 pub(super) async fn read_file(path: &Path, limit: usize) -> io::Result<(Stamp, Bytes)> {
     let (meta, data) = crate::source::read_image_file(path, limit).await?;
