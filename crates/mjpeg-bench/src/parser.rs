@@ -1,5 +1,17 @@
 //! The strict parser of one stream response: every part checked as a
 //! strict embedded client would.
+//!
+//! Why not the library's `multipart::reader::PartReader`: that reader is
+//! built to accept what other servers send (junk before the first
+//! boundary, LF-only lines, parts without `Content-Length`, a boundary
+//! with dashes of its own), and it holds each part whole until it ends.
+//! This one is its opposite on purpose: it refuses every deviation a strict
+//! client would choke on, so that the server is measured against the
+//! strictest reader, and it counts a frame's bytes as they pass without
+//! keeping them (unless `verify_jpeg` asks for the marker walk), so that
+//! ten thousand clients cost the load client little memory. What the two
+//! share, the boundary parameter of a `Content-Type` and the JPEG marker
+//! walk, comes from the library.
 
 use mjpeg_server::jpeg::{self, JpegError};
 use mjpeg_server::multipart::reader::boundary_from_content_type;
