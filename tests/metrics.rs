@@ -384,3 +384,117 @@ async fn each_stream_client_gets_an_access_log_line_when_it_leaves() {
     );
     field(&line, "skipped").parse::<u64>().unwrap();
 }
+
+/// Every refusal of a limit or of credentials is counted in `/metrics` by
+/// reason and logged at WARN with its reason and client, and a burst of one
+/// reason is logged once and counted whole.
+#[tokio::test]
+async fn refusals_are_counted_by_reason_and_warned_once_per_burst() {
+    let server = LoggingServer::start(&[
+        "--stream",
+        "cam=synthetic:tests/data/jpeg_5k.jpg#fps=30",
+        "--stream",
+        "in=push",
+        "--user",
+        "admin:secret",
+        "--public-watch",
+        "--max-clients-per-stream",
+        "1",
+        "--max-header-size",
+        "1K",
+        "--header-timeout",
+        "0.5",
+        "--max-frame-size",
+        "1K",
+    ]);
+    let addr = server.addr;
+    let url = |p: &str| format!("http://{addr}{p}");
+    let client = reqwest::Client::new();
+    let status = |r: reqwest::Response| r.status().as_u16();
+
+    // 503: a second viewer of a stream that takes one.
+    let _first = RawClient::stream(addr, "/stream/cam").await;
+    let second = RawClient::request(addr, "GET", "/stream/cam")
+        .await
+        .head()
+        .await;
+    assert_eq!(second.status, 503);
+    // 401 without credentials (twenty times), and with wrong ones.
+    for _ in 0..20 {
+        assert_eq!(
+            status(client.get(url("/status")).send().await.unwrap()),
+            401
+        );
+    }
+    let wrong = client
+        .get(url("/status"))
+        .basic_auth("admin", Some("guess"));
+    assert_eq!(status(wrong.send().await.unwrap()), 401);
+    // 413: a frame over --max-frame-size.
+    let big = client
+        .put(url("/stream/in"))
+        .basic_auth("admin", Some("secret"))
+        .body(corpus("jpeg_5k.jpg"));
+    assert_eq!(status(big.send().await.unwrap()), 413);
+    // 431 and 408: a request head too large, and one never finished.
+    let mut huge = RawClient::send(
+        addr,
+        format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(2048)),
+    )
+    .await;
+    assert_eq!(huge.head().await.status, 431);
+    let mut slow = RawClient::send(addr, "GET / HTTP/1.1\r\n").await;
+    assert_eq!(slow.head().await.status, 408);
+
+    let metrics = client
+        .get(url("/metrics"))
+        .basic_auth("admin", Some("secret"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |reason: &str| -> u64 {
+        let key = format!("mjpeg_refusals_total{{reason=\"{reason}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .unwrap_or_else(|| panic!("no {key} in\n{metrics}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(count("clients_per_stream"), 1);
+    assert_eq!(count("no_credentials"), 20);
+    assert_eq!(count("wrong_credentials"), 1);
+    assert_eq!(count("frame_too_large"), 1);
+    assert_eq!(count("header_too_large"), 1);
+    assert_eq!(count("header_timeout"), 1);
+    assert_eq!(count("connections"), 0);
+
+    // One WARN line per reason, the burst of twenty included.
+    let mut warned: HashMap<String, usize> = HashMap::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        let Ok(line) = server.lines.recv_timeout(left) else {
+            break;
+        };
+        if line.contains("refused: ") {
+            assert!(line.contains(" WARN "), "{line}");
+            assert!(line.contains("client=127.0.0.1:"), "{line}");
+            *warned
+                .entry(field(&line, "reason").to_string())
+                .or_default() += 1;
+        }
+    }
+    for reason in [
+        "clients_per_stream",
+        "no_credentials",
+        "wrong_credentials",
+        "frame_too_large",
+        "header_too_large",
+        "header_timeout",
+    ] {
+        assert_eq!(warned.get(reason), Some(&1), "{reason}: {warned:?}");
+    }
+}

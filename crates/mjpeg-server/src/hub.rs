@@ -28,6 +28,7 @@ use tokio::sync::watch;
 
 use crate::frame::{Frame, FrameError};
 use crate::multipart::{self, Layout};
+use crate::refusals::Refusals;
 
 mod record;
 
@@ -640,6 +641,9 @@ impl RateMeter {
 #[derive(Clone, Default)]
 pub struct Streams {
     hubs: Arc<RwLock<Vec<Hub>>>,
+    /// What the server of these streams turned away: the set of streams is
+    /// what its listeners and its routes share, so the count lives here.
+    refusals: Arc<Refusals>,
 }
 
 /// A stream name that cannot be used.
@@ -694,6 +698,11 @@ impl Streams {
             .unwrap_or_else(|e| e.into_inner())
             .push(hub);
         streams
+    }
+
+    /// The refusals of the server that serves these streams.
+    pub(crate) fn refusals(&self) -> &Refusals {
+        &self.refusals
     }
 
     /// Removes the stream called `name` and returns its hub. Its viewers

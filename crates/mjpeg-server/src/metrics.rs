@@ -16,6 +16,7 @@
 //! | `mjpeg_frames_rejected_total` | counter | frames refused (corrupt, not an image, too large, …) |
 //! | `mjpeg_source_errors_total` | counter | source errors: a lost or refused upstream, a source that failed |
 //! | `mjpeg_upstream_reconnects_total` | counter | reconnect attempts of a relay after an error |
+//! | `mjpeg_refusals_total` | counter | connections and requests turned away, by `reason` (`connections`, `connections_per_address`, `clients_per_stream`, `created_streams`, `no_credentials`, `wrong_credentials`, `forbidden`, `frame_too_large`, `too_many_pixels`, `header_timeout`, `push_idle`, `header_too_large`) |
 //!
 //! An app that has its own [`Registry`] registers a [`StreamsCollector`] in
 //! it instead of serving this route.
@@ -128,6 +129,16 @@ impl Collector for StreamsCollector {
             .iter()
             .map(|h| (h.name().to_string(), h.counters()))
             .collect();
+        let mut family = encoder.encode_descriptor(
+            "refusals",
+            "Connections and requests turned away, by reason.",
+            None,
+            ConstCounter::new(0u64).metric_type(),
+        )?;
+        for (reason, count) in self.streams.refusals().counts() {
+            let labels = [("reason", reason.label())];
+            ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
+        }
         for m in METRICS {
             let metric_type = if m.gauge {
                 ConstGauge::new(0i64).metric_type()

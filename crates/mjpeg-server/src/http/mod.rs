@@ -51,6 +51,7 @@ use crate::convert::ConvertOptions;
 use crate::created::Created;
 use crate::hub::{Hub, HubStats, Streams};
 use crate::multipart;
+use crate::refusals::Reason;
 use crate::stream_request::{
     self, action_index, Asked, Params, Which, NO_CACHE_HEADERS, STREAM_HEADERS,
 };
@@ -213,19 +214,12 @@ impl AppState {
     /// logged as warnings (someone may be guessing), refusals of valid ones
     /// at info.
     fn denied(&self, creds: &Creds, why: Denied) -> Response {
-        let client = creds.peer.map(|p| p.to_string());
-        let client = client.as_deref().unwrap_or("-");
-        match why {
-            Denied::Missing => {
-                tracing::debug!(target: "mjpeg_server::access", client, "refused: no credentials")
-            }
-            Denied::Invalid => {
-                tracing::warn!(target: "mjpeg_server::access", client, "refused: wrong user, password or token")
-            }
-            Denied::Forbidden => {
-                tracing::info!(target: "mjpeg_server::access", client, "refused: not permitted")
-            }
-        }
+        let (reason, what) = match why {
+            Denied::Missing => (Reason::NoCredentials, "a request without credentials"),
+            Denied::Invalid => (Reason::WrongCredentials, "a wrong user, password or token"),
+            Denied::Forbidden => (Reason::Forbidden, "credentials without this permission"),
+        };
+        self.streams.refusals().note(reason, creds.peer, &what);
         let (status, text) = match why {
             Denied::Missing => (
                 StatusCode::UNAUTHORIZED,
@@ -268,6 +262,11 @@ impl AppState {
                 (StatusCode::BAD_REQUEST, why).into_response()
             }
             stream_request::Refusal::Full { name, limit } => {
+                self.streams.refusals().note(
+                    Reason::StreamFull,
+                    creds.peer,
+                    &format_args!("a viewer of {name:?} over its limit of {limit}"),
+                );
                 let mut res = (
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!("stream {name:?} has the most viewers it may ({limit}); try later\n"),

@@ -19,6 +19,7 @@ use crate::ingest::split::Problem;
 use crate::ingest::{Dropped, Event, FrameReader, ReadError};
 use crate::multipart::reader::MultipartError;
 use crate::names::option_names;
+use crate::refusals::Reason;
 
 /// `PUT`/`POST /stream/{name}`: other programs publish frames.
 ///
@@ -79,7 +80,11 @@ pub(super) async fn push_to(
                 }
             }
             Err(e @ CreateError::Full(_)) => {
-                tracing::warn!(stream = name, "push refused: {e}");
+                st.streams.refusals().note(
+                    Reason::CreatedStreams,
+                    creds.peer,
+                    &format_args!("a push to {name:?}: {e}"),
+                );
                 return (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response();
             }
             Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
@@ -112,7 +117,7 @@ pub(super) async fn push_to(
     if let Err(refusal) = result {
         tally.refuse(&hub, refusal);
     }
-    tally.reply(&hub)
+    tally.reply(&hub, st, &creds)
 }
 
 /// `404` for a push to a stream that does not exist: as for a viewer, plus
@@ -157,6 +162,19 @@ enum Refusal {
 }
 
 impl Refusal {
+    /// The reason it is counted under with the server's refusals (those of
+    /// a limit the operator sets), if it is one.
+    fn limit(&self) -> Option<Reason> {
+        match self {
+            Refusal::Read(ReadError::TooLarge { .. }) => Some(Reason::FrameTooLarge),
+            Refusal::Frame(PublishError::Frame(FrameError::TooManyPixels { .. })) => {
+                Some(Reason::TooManyPixels)
+            }
+            Refusal::Idle(_) => Some(Reason::PushIdle),
+            _ => None,
+        }
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             Refusal::Frame(PublishError::Frame(FrameError::NotImage(_)))
@@ -219,9 +237,13 @@ impl Tally {
         self.note(hub, why);
     }
 
-    /// Counts a refusal in this push only (the hub counted it already).
+    /// Counts a refusal in this push only (the hub counted it already). A
+    /// limit's refusal is logged with the server's refusals when the push
+    /// is answered; any other now.
     fn note(&mut self, hub: &Hub, why: Refusal) {
-        tracing::warn!(stream = hub.name(), "pushed frame refused: {why}");
+        if why.limit().is_none() {
+            tracing::warn!(stream = hub.name(), "pushed frame refused: {why}");
+        }
         self.refused += 1;
         self.last = Some(why);
     }
@@ -240,7 +262,21 @@ impl Tally {
         }
     }
 
-    fn reply(self, hub: &Hub) -> Response {
+    /// The answer to the push; one whose last refusal was a limit's is
+    /// counted with the server's refusals.
+    fn reply(self, hub: &Hub, st: &AppState, creds: &Creds) -> Response {
+        if let Some(reason) = self.last.as_ref().and_then(Refusal::limit) {
+            let why = self
+                .last
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            st.streams.refusals().note(
+                reason,
+                creds.peer,
+                &format_args!("a push to {:?}: {why}", hub.name()),
+            );
+        }
         match self.last {
             None if self.accepted > 0 => StatusCode::NO_CONTENT.into_response(),
             None => {

@@ -45,6 +45,7 @@ use tower::ServiceExt;
 
 use crate::http::{self, HttpOptions};
 use crate::hub::Streams;
+use crate::refusals::Reason;
 use crate::stream_request;
 #[cfg(feature = "tls")]
 use crate::tls::Tls;
@@ -382,7 +383,14 @@ impl Acceptor {
                     self.tracker.spawn(refuse(socket, why));
                 }
             };
+            let refusals = self.streams.refusals();
             let Ok(permit) = self.limit.clone().try_acquire_owned() else {
+                let limit = self.opts.max_connections;
+                refusals.note(
+                    Reason::Connections,
+                    peer,
+                    &format_args!("the server has its most connections ({limit})"),
+                );
                 turn_away(socket, "too many connections, try later\n");
                 continue;
             };
@@ -392,7 +400,7 @@ impl Acceptor {
                 None
             } else {
                 let Some(slot) = self.per_address.take(peer) else {
-                    tracing::debug!(?peer, "refused: too many connections from this address");
+                    refusals.note(Reason::PerAddress, peer, &TooManyFrom(&self.opts));
                     turn_away(socket, TOO_MANY_FROM_ADDRESS);
                     continue;
                 };
@@ -450,6 +458,20 @@ async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(socket: S, why: &'static str)
 /// refused.
 const TOO_MANY_FROM_ADDRESS: &str = "too many connections from your address\n";
 
+/// What a client over the per-address limit was refused, for the log.
+struct TooManyFrom<'a>(&'a ServerOptions);
+
+impl std::fmt::Display for TooManyFrom<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a connection over the limit of {} from one address (behind a reverse proxy, \
+             trust it so that its clients count apart)",
+            self.0.max_connections_per_address
+        )
+    }
+}
+
 /// The refusal of a request over the per-address limit once hyper serves
 /// the connection (an HTTP/2 stream): what [`refuse`] writes before.
 fn too_many_from_address() -> Response {
@@ -501,15 +523,22 @@ impl Handler {
         {
             Ok(Ok(Head::Complete)) => {}
             Ok(Ok(Head::TooLarge)) => {
-                tracing::debug!(?peer, "refused: request head over {limit} bytes");
+                self.streams.refusals().note(
+                    Reason::HeaderTooLarge,
+                    peer,
+                    &format_args!("a request head over {limit} bytes"),
+                );
                 let body = format!("request headers larger than {limit} bytes\n");
                 return answer(io, "431 Request Header Fields Too Large", "", &body).await;
             }
             Err(_) if !head.is_empty() => {
-                tracing::debug!(
-                    ?peer,
-                    "refused: request head not sent within {:?}",
-                    self.opts.header_timeout
+                self.streams.refusals().note(
+                    Reason::HeaderTimeout,
+                    peer,
+                    &format_args!(
+                        "a request head not sent within {} s",
+                        self.opts.header_timeout.as_secs_f64()
+                    ),
                 );
                 let body = "request headers not sent in time\n";
                 return answer(io, "408 Request Timeout", "", body).await;
@@ -529,7 +558,11 @@ impl Handler {
                 match self.per_address.take(Some(client)) {
                     Some(slot) => _slot = slot,
                     None => {
-                        tracing::debug!(?client, proxy = ?p, "refused: too many connections from this address");
+                        self.streams.refusals().note(
+                            Reason::PerAddress,
+                            Some(client),
+                            &TooManyFrom(&self.opts),
+                        );
                         let extra = "Retry-After: 1\r\n";
                         return answer(io, "503 Service Unavailable", extra, TOO_MANY_FROM_ADDRESS)
                             .await;
@@ -597,7 +630,9 @@ impl Handler {
             activity: activity.clone(),
             per_address: self.per_address.clone(),
             peer,
-            proxy: proxy.map(|p| (p, self.opts.clone())),
+            proxy,
+            opts: self.opts.clone(),
+            streams: self.streams.clone(),
         });
         let conn = builder.serve_connection(io, service);
         tokio::pin!(conn);
@@ -637,10 +672,12 @@ struct Requests {
     activity: Arc<Activity>,
     per_address: PerAddress,
     peer: Option<SocketAddr>,
-    /// The connection's peer when it is a trusted proxy (with the options
-    /// that name the trusted proxies): each request's client is then read
-    /// from its own headers.
-    proxy: Option<(SocketAddr, Arc<ServerOptions>)>,
+    /// The connection's peer when it is a trusted proxy: each request's
+    /// client is then read from its own headers.
+    proxy: Option<SocketAddr>,
+    opts: Arc<ServerOptions>,
+    /// For the count of refusals.
+    streams: Streams,
 }
 
 impl tower::Service<Request<Incoming>> for Requests {
@@ -654,10 +691,10 @@ impl tower::Service<Request<Incoming>> for Requests {
 
     fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
         let flight = self.activity.begin();
-        let peer = match &self.proxy {
-            Some((proxy, opts)) => Some(forwarded::client_of_request(
-                *proxy,
-                &opts.trusted_proxies,
+        let peer = match self.proxy {
+            Some(proxy) => Some(forwarded::client_of_request(
+                proxy,
+                &self.opts.trusted_proxies,
                 req.headers(),
             )),
             None => self.peer,
@@ -669,7 +706,11 @@ impl tower::Service<Request<Incoming>> for Requests {
             match self.per_address.take(peer) {
                 Some(slot) => slot,
                 None => {
-                    tracing::debug!(?peer, "refused: too many HTTP/2 streams from this address");
+                    self.streams.refusals().note(
+                        Reason::PerAddress,
+                        peer,
+                        &TooManyFrom(&self.opts),
+                    );
                     let refusal = too_many_from_address();
                     return Box::pin(async move {
                         Ok(refusal.map(|b| Body::new(Tracked::new(b, flight, ()))))
