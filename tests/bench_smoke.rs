@@ -138,3 +138,51 @@ async fn no_server_is_reported_not_hidden() {
         .iter()
         .any(|p| p.contains("only 0 of 2 connections")));
 }
+
+/// `https://` URLs, over HTTP/1.1 and HTTP/2, are loaded and checked like
+/// plain ones, trusting the certificate given with `ca`; without it the run
+/// does not start and says what to give.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_client_speaks_https_and_http2() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = Cert::new().install(dir.path());
+    let srv = TestServer::start(
+        &["b"],
+        ServerOptions {
+            tls: Some(mjpeg_server::tls::Tls::load(&cert, &key).unwrap()),
+            ..ServerOptions::default()
+        },
+    )
+    .await;
+    let stop = CancellationToken::new();
+    let source = tokio::spawn(synthetic::run(
+        format!("{}/tests/data/jpeg_50k.jpg", env!("CARGO_MANIFEST_DIR")).into(),
+        Duration::from_millis(33),
+        ConvertOptions::default(),
+        srv.hub("b"),
+        stop.clone(),
+    ));
+    let url = format!("https://{}/stream/b", srv.addr);
+    for http2 in [false, true] {
+        let report = bench::run(&BenchOptions {
+            ca: Some(cert.clone()),
+            http2,
+            verify_jpeg: true,
+            ..opts(url.clone(), 8)
+        })
+        .await
+        .unwrap();
+        assert!(report.problems().is_empty(), "http2 {http2}: {report}");
+        assert_eq!(
+            (report.connected, report.invalid_frames),
+            (8, 0),
+            "{report}"
+        );
+        assert!(report.fast.fps.min > 0.0, "http2 {http2}: {report}");
+    }
+    // Without the certificate to trust, it says what to give.
+    let err = bench::run(&opts(url, 1)).await.unwrap_err();
+    assert!(format!("{err:#}").contains("--ca"), "{err:#}");
+    stop.cancel();
+    source.await.unwrap();
+}

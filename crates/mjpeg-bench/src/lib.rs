@@ -48,6 +48,7 @@ mod options;
 mod parser;
 mod procfs;
 mod report;
+mod tls;
 
 pub use options::{parse_rate, BenchOptions};
 pub use parser::{FrameSeen, StreamError, StreamParser};
@@ -86,7 +87,7 @@ pub async fn run(opts: &BenchOptions) -> anyhow::Result<Report> {
         bail!("the slow share must be between 0 and 1");
     }
     let fd_limit = raise_fd_limit(opts.clients)?;
-    let target = Arc::new(target(&opts.url).await?);
+    let target = Arc::new(target(&opts.url, opts.ca.as_deref(), opts.http2).await?);
     let shared = Arc::new(Shared {
         gate: Semaphore::new(opts.max_connecting.max(1)),
         ready: AtomicUsize::new(0),

@@ -58,6 +58,16 @@ struct Args {
     #[arg(long)]
     verify_jpeg: bool,
 
+    /// For an https:// URL: the PEM certificate of the server (or of the CA
+    /// that signed it) to trust.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
+
+    /// Speak HTTP/2 to an https:// URL (ALPN h2): one HTTP/2 connection per
+    /// client.
+    #[arg(long)]
+    http2: bool,
+
     /// The server's process id: report its CPU time and memory (from /proc).
     #[arg(long, value_name = "PID")]
     server_pid: Option<u32>,
@@ -76,6 +86,7 @@ const AFTER_HELP: &str = "\
 Examples:
   mjpeg-bench --url http://127.0.0.1:8080/stream/b --clients 1000 --duration 10
   mjpeg-bench --url http://127.0.0.1:8080/stream/b --clients 500 --slow-share 0.1 --slow-rate 100K
+  mjpeg-bench --url https://127.0.0.1:8443/stream/b --ca cert.pem --http2 --clients 1000
 Serve a fixed frame to measure with:
   mjpeg-server --stream b=synthetic:tests/data/jpeg_50k.jpg#fps=30 --max-connections-per-address 0
 (every client comes from one address, past the server's default of 256 per address)
@@ -105,6 +116,8 @@ fn main() -> ExitCode {
     };
     let opts = BenchOptions {
         url: args.url,
+        ca: args.ca,
+        http2: args.http2,
         clients: args.clients,
         duration: args.duration,
         warmup: args.warmup,

@@ -5,8 +5,14 @@ use std::time::Duration;
 /// What to load and how.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
-    /// The stream's URL, `http://HOST:PORT/PATH`.
+    /// The stream's URL, `http://HOST:PORT/PATH` or `https://…`.
     pub url: String,
+    /// PEM certificates to trust for an `https://` URL (a self-signed
+    /// server's own certificate, or its CA); required for https.
+    pub ca: Option<std::path::PathBuf>,
+    /// HTTP/2 (by ALPN) on an `https://` URL: one HTTP/2 connection per
+    /// client, as one browser tab per viewer would open.
+    pub http2: bool,
     /// How many connections to open.
     pub clients: usize,
     /// How long the measurement window lasts.
@@ -34,6 +40,8 @@ impl Default for BenchOptions {
     fn default() -> Self {
         BenchOptions {
             url: "http://127.0.0.1:8080/stream".into(),
+            ca: None,
+            http2: false,
             clients: 100,
             duration: Duration::from_secs(10),
             warmup: Duration::from_secs(1),
