@@ -1,4 +1,4 @@
-//! Throughput of the stream splitter (`source::pipe::Splitter`), the part of
+//! Throughput of the stream splitter (`ingest::split::Splitter`), the part of
 //! the `stdin` and `exec:` sources that looks at every byte.
 //!
 //! Run with `cargo bench --bench split`. A stream of one corpus frame
