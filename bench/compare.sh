@@ -46,15 +46,7 @@ fi
 cargo build --release --quiet -p mjpeg-bench
 bench="$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release/mjpeg-bench"
 
-server_pid=""
-stop_server() {
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
-  fi
-}
-trap stop_server EXIT
+. bench/server.sh
 
 # measure BINARY LABEL FPS CLIENTS: one case on a fresh server, so that its
 # peak RSS is the case's own; prints "cpu_s_per_gb rss_mb".
@@ -64,10 +56,7 @@ measure() {
     --max-connections-per-address 0 \
     --stream "b=synthetic:tests/data/jpeg_50k.jpg#fps=$fps" 2>"$out/$label.log" &
   server_pid=$!
-  for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$port/status" >/dev/null 2>&1 && break
-    sleep 0.1
-  done
+  wait_up "http://127.0.0.1:$port/status" "$out/$label.log"
   "$bench" --url "http://127.0.0.1:$port/stream/b" --server-pid "$server_pid" \
     --clients "$clients" --duration "$duration" --connect-timeout 60 --json \
     >"$out/$label.json" 2>"$out/$label.txt"

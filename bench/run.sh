@@ -65,15 +65,7 @@ target_dir="$(cargo metadata --format-version 1 --no-deps | jq -r .target_direct
 server_bin="$target_dir/release/mjpeg-server"
 bench_bin="$target_dir/release/mjpeg-bench"
 
-server_pid=""
-stop_server() {
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
-  fi
-}
-trap stop_server EXIT
+. bench/server.sh
 
 # start_server NAME SOURCE: a fresh server per case, so that its peak RSS
 # (VmHWM) belongs to that case alone.
@@ -82,17 +74,7 @@ start_server() {
   "$server_bin" --listen "127.0.0.1:$port" --max-connections $((big_case + 1000)) \
     --max-connections-per-address 0 --stream "b=$2" 2>"$out/$1.server.log" &
   server_pid=$!
-  for _ in $(seq 100); do
-    if curl -sf "http://127.0.0.1:$port/status" >/dev/null 2>&1; then return 0; fi
-    if ! kill -0 "$server_pid" 2>/dev/null; then
-      echo "the server did not start:" >&2
-      cat "$out/$1.server.log" >&2
-      exit 2
-    fi
-    sleep 0.1
-  done
-  echo "the server did not answer within 10 s" >&2
-  exit 2
+  wait_up "http://127.0.0.1:$port/status" "$out/$1.server.log"
 }
 
 failed=0

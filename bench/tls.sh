@@ -35,15 +35,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
 cargo build --release --quiet --bin mjpeg-server --bin mjpeg-bench
 bin="$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release"
 
-server_pid=""
-stop_server() {
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
-  fi
-}
-trap stop_server EXIT
+. bench/server.sh
 
 # run LABEL CLIENTS MODE: MODE is http, https or h2.
 run() {
@@ -57,10 +49,7 @@ run() {
   "$bin/mjpeg-server" --listen "127.0.0.1:$port" --max-connections-per-address 0 \
     --stream "b=synthetic:tests/data/jpeg_50k.jpg#fps=30" "${tls[@]}" 2>"$out/$label.log" &
   server_pid=$!
-  for _ in $(seq 100); do
-    curl -sfk "$scheme://127.0.0.1:$port/status" >/dev/null 2>&1 && break
-    sleep 0.1
-  done
+  wait_up "$scheme://127.0.0.1:$port/status" "$out/$label.log"
   "$bin/mjpeg-bench" --url "$scheme://127.0.0.1:$port/stream/b" "${extra[@]}" \
     --clients "$n" --duration "$duration" --connect-timeout 60 \
     --server-pid "$server_pid" --json >"$out/$label.json" 2>"$out/$label.txt" || true

@@ -24,17 +24,23 @@ fn opts(url: String, clients: usize) -> BenchOptions {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_load_client_measures_a_synthetic_stream() {
-    let srv = TestServer::start(&["b"], ServerOptions::default()).await;
-    let stop = CancellationToken::new();
-    let source = tokio::spawn(synthetic::run(
+/// Publishes the 50 KB test JPEG into stream `b` of `srv` at 30 fps until
+/// `stop`.
+fn synthetic_50k(srv: &TestServer, stop: &CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(synthetic::run(
         format!("{}/tests/data/jpeg_50k.jpg", env!("CARGO_MANIFEST_DIR")).into(),
         Duration::from_millis(33),
         ConvertOptions::default(),
         srv.hub("b"),
         stop.clone(),
-    ));
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_client_measures_a_synthetic_stream() {
+    let srv = TestServer::start(&["b"], ServerOptions::default()).await;
+    let stop = CancellationToken::new();
+    let source = synthetic_50k(&srv, &stop);
 
     let report: Report = bench::run(&BenchOptions {
         slow_share: 0.1,
@@ -155,13 +161,7 @@ async fn the_load_client_speaks_https_and_http2() {
     )
     .await;
     let stop = CancellationToken::new();
-    let source = tokio::spawn(synthetic::run(
-        format!("{}/tests/data/jpeg_50k.jpg", env!("CARGO_MANIFEST_DIR")).into(),
-        Duration::from_millis(33),
-        ConvertOptions::default(),
-        srv.hub("b"),
-        stop.clone(),
-    ));
+    let source = synthetic_50k(&srv, &stop);
     let url = format!("https://{}/stream/b", srv.addr);
     for http2 in [false, true] {
         let report = bench::run(&BenchOptions {

@@ -191,6 +191,18 @@ impl Creds {
 }
 
 impl AppState {
+    /// The state of handlers serving `streams` with `opts` until
+    /// `shutdown`.
+    fn new(streams: Streams, opts: HttpOptions, shutdown: CancellationToken) -> AppState {
+        AppState {
+            metrics: Arc::new(crate::metrics::registry(&streams)),
+            created: Created::new(opts.max_created_streams, opts.created_stream_idle),
+            streams,
+            opts: Arc::new(opts),
+            shutdown,
+        }
+    }
+
     /// `Ok` if `creds` may do `action` on `stream`, else the refusal.
     #[allow(clippy::result_large_err)]
     fn allow(&self, creds: &Creds, action: Action, stream: &str) -> Result<(), Response> {
@@ -248,9 +260,7 @@ impl AppState {
         }
         res
     }
-}
 
-impl AppState {
     /// The response to a stream request that [`stream_request::decide`]
     /// refused.
     fn refuse(&self, creds: &Creds, refusal: stream_request::Refusal) -> Response {
@@ -285,15 +295,10 @@ impl AppState {
 /// Stream responses end when `shutdown` is cancelled, which is how a
 /// graceful shutdown closes viewers that would otherwise watch forever.
 pub fn router(streams: Streams, opts: HttpOptions, shutdown: CancellationToken) -> Router {
-    let created = Created::new(opts.max_created_streams, opts.created_stream_idle);
-    created.spawn_sweeper(streams.clone(), shutdown.clone());
-    let state = AppState {
-        metrics: Arc::new(crate::metrics::registry(&streams)),
-        created,
-        streams,
-        opts: Arc::new(opts),
-        shutdown,
-    };
+    let state = AppState::new(streams, opts, shutdown);
+    state
+        .created
+        .spawn_sweeper(state.streams.clone(), state.shutdown.clone());
     let cors = cors_layer(&state.opts.allow_origins);
     let router = Router::new()
         .route("/", get(root))

@@ -4,11 +4,9 @@ use axum::body::Body;
 use axum::extract::Query;
 use axum::http::HeaderMap;
 use axum::routing::{get, MethodRouter};
-use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::{push, snapshot_response, stream_response, AppState, Creds, HttpOptions, Viewing};
-use crate::created::Created;
 use crate::hub::{Hub, Streams};
 use crate::stream_request::{Params, Which};
 
@@ -52,15 +50,7 @@ impl Mount {
     /// The handlers of `hub` with `opts`; stream responses end when
     /// `shutdown` is cancelled (a graceful shutdown waits for them).
     pub fn with_options(hub: Hub, opts: HttpOptions, shutdown: CancellationToken) -> Mount {
-        let streams = Streams::of(hub.clone());
-        let created = Created::new(opts.max_created_streams, opts.created_stream_idle);
-        let state = AppState {
-            metrics: Arc::new(crate::metrics::registry(&streams)),
-            created,
-            streams,
-            opts: Arc::new(opts),
-            shutdown,
-        };
+        let state = AppState::new(Streams::of(hub.clone()), opts, shutdown);
         Mount { state, hub }
     }
 
