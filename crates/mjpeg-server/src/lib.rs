@@ -53,7 +53,7 @@
 //! | [`server`] | [`Server`]: listeners, the accept loop, connection limits, request heads, graceful shutdown |
 //! | [`access`] | who may watch and push: Basic users, bearer tokens, per-stream rules |
 //! | `tls` | rustls certificate, reload, HTTP/2 by ALPN (feature `tls`) |
-//! | `metrics` | `/metrics`: every stream's counters for Prometheus |
+//! | [`metrics`] | `/metrics`: every stream's counters and the refusals by reason, for Prometheus |
 //!
 //! ## The path of one frame
 //!
