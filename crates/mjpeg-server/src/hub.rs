@@ -146,9 +146,22 @@ struct Inner {
     reconnects: AtomicU64,
     /// Every subscriber's record, and the totals of those that left.
     client_list: Mutex<ClientList>,
-    /// What the source hung on the hub for routes to find; see
-    /// [`Hub::set_attachment`].
-    attachment: Mutex<Option<Arc<dyn Any + Send + Sync>>>,
+    /// What the stream's source takes besides frames; see
+    /// [`Hub::set_data_input`].
+    data_input: Mutex<Option<Arc<dyn DataInput>>>,
+}
+
+/// What a stream's source takes over HTTP besides frames: a chart takes
+/// samples (`POST /stream/NAME/data`). The route hands the body to the
+/// stream's input, whatever its source is.
+pub trait DataInput: Send + Sync + 'static {
+    /// Takes one body sent with `content_type`; an `Err` says what is wrong
+    /// with it, and nothing of it was taken.
+    fn take(&self, content_type: Option<&str>, body: &[u8]) -> Result<(), String>;
+
+    /// The input itself, for its owner to find it again on the hub
+    /// ([`Chart::of`](crate::source::chart::Chart::of)).
+    fn as_any(&self) -> &dyn Any;
 }
 
 /// What the stream's source is doing, as shown by `/status`.
@@ -192,7 +205,7 @@ impl Hub {
                 source_errors: AtomicU64::new(0),
                 reconnects: AtomicU64::new(0),
                 client_list: Mutex::new(ClientList::default()),
-                attachment: Mutex::new(None),
+                data_input: Mutex::new(None),
             }),
         }
     }
@@ -305,19 +318,15 @@ impl Hub {
         self.inner.reconnects.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Hangs `value` on the hub, replacing what was there, so that HTTP
-    /// routes can reach the stream's source: a chart stream attaches its
-    /// [`Chart`](crate::source::chart::Chart), which
-    /// `POST /stream/NAME/data` feeds. The hub only keeps it; it knows
-    /// nothing of its type.
-    pub fn set_attachment(&self, value: Arc<dyn Any + Send + Sync>) {
-        *lock(&self.inner.attachment) = Some(value);
+    /// Makes `input` the stream's data input, replacing any other: what
+    /// `POST /stream/NAME/data` feeds.
+    pub fn set_data_input(&self, input: Arc<dyn DataInput>) {
+        *lock(&self.inner.data_input) = Some(input);
     }
 
-    /// What [`Hub::set_attachment`] hung on the hub, if it is a `T`.
-    pub fn attachment<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
-        let value = lock(&self.inner.attachment).clone()?;
-        value.downcast::<T>().ok()
+    /// The stream's data input, if its source takes any.
+    pub fn data_input(&self) -> Option<Arc<dyn DataInput>> {
+        lock(&self.inner.data_input).clone()
     }
 
     /// The newest frame, if any was published yet. Never waits.

@@ -13,7 +13,7 @@
 //! | `GET /metrics` | the same counters for Prometheus |
 //! | `GET /?action=stream[_N]`, `/?action=snapshot[_N]` | mjpg-streamer's URLs |
 //! | `PUT`/`POST /stream/{name}` | publish: one image, concatenated JPEGs, or a multipart stream |
-//! | `POST /stream/{name}/data` | numbers for a chart stream ([`crate::source::chart`]) |
+//! | `POST /stream/{name}/data` | data for the stream's source: a chart's numbers ([`crate::hub::DataInput`]) |
 //!
 //! `HEAD` works on all of them; other methods get `405`, unknown paths and
 //! stream names `404`.
@@ -51,6 +51,7 @@ use crate::convert::ConvertOptions;
 use crate::created::Created;
 use crate::hub::{Hub, HubStats, Streams};
 use crate::multipart;
+use crate::names::option_names;
 use crate::refusals::Reason;
 use crate::stream_request::{
     self, action_index, Asked, Params, Which, NO_CACHE_HEADERS, STREAM_HEADERS,
@@ -307,9 +308,8 @@ pub fn router(streams: Streams, opts: HttpOptions, shutdown: CancellationToken) 
             "/stream/{name}",
             get(stream_named).put(push::push).post(push::push),
         );
-    #[cfg(feature = "chart")]
-    let router = router.route("/stream/{name}/data", axum::routing::post(chart_data));
     let router = router
+        .route("/stream/{name}/data", axum::routing::post(post_data))
         .route("/snapshot", get(snapshot_first))
         .route("/snapshot/{name}", get(snapshot_named))
         .route("/status", get(status))
@@ -604,10 +604,11 @@ fn viewer(v: Viewer) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + '
     )
 }
 
-/// `POST /stream/{name}/data`: samples for a chart stream, handled by
-/// [`crate::source::chart::post_data`].
-#[cfg(feature = "chart")]
-async fn chart_data(
+/// `POST /stream/{name}/data`: data for a stream's source other than
+/// frames (the samples of a chart), handed to the stream's
+/// [`DataInput`](crate::hub::DataInput). `204` when taken, `400` with what
+/// is wrong, `409` for a stream whose source takes none.
+async fn post_data(
     State(st): State<AppState>,
     Path(name): Path<String>,
     creds: Creds,
@@ -622,16 +623,31 @@ async fn chart_data(
     let Some(hub) = st.streams.get(&name) else {
         return no_such_stream(&st, &creds, &name);
     };
-    match axum::body::to_bytes(body, CHART_BODY_LIMIT).await {
-        Ok(body) => crate::source::chart::post_data(&hub, &headers, &body),
+    let Some(input) = hub.data_input() else {
+        return (
+            StatusCode::CONFLICT,
+            format!(
+                "stream {name:?} is not a chart; declare it with {} to post numbers to it\n",
+                option_names().chart_stream.replace("NAME", &name)
+            ),
+        )
+            .into_response();
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    match axum::body::to_bytes(body, DATA_BODY_LIMIT).await {
+        Ok(body) => match input.take(content_type, &body) {
+            Ok(()) => StatusCode::NO_CONTENT.into_response(),
+            Err(why) => (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response(),
+        },
         Err(e) => (
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("chart data over {CHART_BODY_LIMIT} bytes, or unreadable: {e}\n"),
+            format!("chart data over {DATA_BODY_LIMIT} bytes, or unreadable: {e}\n"),
         )
             .into_response(),
     }
 }
 
 /// Samples for a chart are numbers; 2 MiB of them is plenty.
-#[cfg(feature = "chart")]
-const CHART_BODY_LIMIT: usize = 2 << 20;
+const DATA_BODY_LIMIT: usize = 2 << 20;

@@ -54,7 +54,7 @@ use crate::hub::{Hub, SourceState};
 
 mod canvas;
 mod draw;
-mod http;
+mod input;
 mod model;
 mod options;
 mod samples;
@@ -62,7 +62,6 @@ mod stdin;
 mod ticks;
 
 pub use draw::RenderError;
-pub use http::post_data;
 pub use options::{ChartOptions, ChartSpec, Rgb, Style, Theme, PALETTE};
 pub use samples::SampleError;
 
@@ -154,14 +153,15 @@ impl Chart {
 
     /// The chart attached to `hub`, if its stream is a chart.
     pub fn of(hub: &Hub) -> Option<Chart> {
-        hub.attachment::<Chart>().map(|c| Chart::clone(&c))
+        let input = hub.data_input()?;
+        input.as_any().downcast_ref::<Chart>().cloned()
     }
 
-    /// Attaches the chart to `hub`, so that [`Chart::of`] and the HTTP
-    /// route find it. [`Chart::start`] does this; call it yourself only
-    /// when running [`Chart::run`] yourself.
+    /// Makes the chart `hub`'s data input, so that [`Chart::of`] and
+    /// `POST /stream/NAME/data` find it. [`Chart::start`] does this; call
+    /// it yourself only when running [`Chart::run`] yourself.
     pub fn attach(&self, hub: &Hub) {
-        hub.set_attachment(Arc::new(self.clone()));
+        hub.set_data_input(Arc::new(self.clone()));
     }
 
     /// The options the chart was made with.
