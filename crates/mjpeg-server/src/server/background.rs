@@ -10,7 +10,10 @@ use super::{ListenAddr, Server, ServerError, ServerOptions};
 use crate::hub::Streams;
 
 /// A server running on threads of its own, from [`Server::start`]. It
-/// serves until [`stop`](Running::stop) or until it is dropped.
+/// serves until [`stop`](Running::stop) or until it is dropped. Both wait
+/// for its threads, up to [`ServerOptions::shutdown_grace`] while viewers
+/// finish: from async code, stop it on a blocking thread
+/// (`tokio::task::spawn_blocking`).
 #[derive(Debug)]
 pub struct Running {
     addrs: Vec<ListenAddr>,
