@@ -5,6 +5,7 @@
 
 use bytes::Bytes;
 use mjpeg_server::convert::{to_frame_blocking, ConvertOptions};
+use mjpeg_server::frame::{encode_jpeg, Pixels};
 use std::time::Instant;
 
 fn main() {
@@ -42,10 +43,7 @@ fn main() {
         to_frame_blocking(png.clone(), &opts).unwrap();
     });
     let encode = time(&|| {
-        let mut out = Vec::with_capacity(256 * 1024);
-        jpeg_encoder::Encoder::new(&mut out, opts.quality)
-            .encode(img.as_raw(), 1280, 720, jpeg_encoder::ColorType::Rgb)
-            .unwrap();
+        encode_jpeg(img.as_raw(), 1280, 720, Pixels::Rgb, opts.quality).unwrap();
     });
     println!("1280x720, quality {}: PNG ({} KB) -> JPEG {convert:.1} ms per frame; JPEG encode alone {encode:.1} ms", opts.quality, png.len() / 1024);
 }

@@ -26,7 +26,7 @@ use std::sync::{Arc, LazyLock};
 use tokio::sync::Semaphore;
 
 #[cfg(feature = "convert")]
-use crate::frame::check_pixels;
+use crate::frame::{check_pixels, Pixels};
 use crate::frame::{Frame, FrameError, ImageKind};
 
 /// The default of [`ConvertOptions::max_pixels`]: 50 million pixels, more
@@ -148,16 +148,13 @@ pub fn to_frame_blocking(data: Bytes, opts: &ConvertOptions) -> Result<Frame, Fr
         img
     };
     let rgb = img.to_rgb8();
-    let mut jpeg = Vec::with_capacity(rgb.len() / 8);
-    jpeg_encoder::Encoder::new(&mut jpeg, opts.quality.clamp(1, 100))
-        .encode(
-            rgb.as_raw(),
-            rgb.width() as u16,
-            rgb.height() as u16,
-            jpeg_encoder::ColorType::Rgb,
-        )
-        .map_err(|e| FrameError::Encode(e.to_string()))?;
-    Frame::from_jpeg(jpeg)
+    Frame::from_pixels(
+        rgb.as_raw(),
+        rgb.width() as u16,
+        rgb.height() as u16,
+        Pixels::Rgb,
+        opts.quality,
+    )
 }
 
 #[cfg(feature = "convert")]

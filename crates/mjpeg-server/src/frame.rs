@@ -59,23 +59,7 @@ impl Frame {
         layout: Pixels,
         quality: u8,
     ) -> Result<Frame, FrameError> {
-        let (color, channels) = match layout {
-            Pixels::Rgb => (jpeg_encoder::ColorType::Rgb, 3),
-            Pixels::Rgba => (jpeg_encoder::ColorType::Rgba, 4),
-            Pixels::Luma => (jpeg_encoder::ColorType::Luma, 1),
-        };
-        let need = usize::from(width) * usize::from(height) * channels;
-        if width == 0 || height == 0 || pixels.len() != need {
-            return Err(FrameError::Encode(format!(
-                "{} bytes of pixels for {width}x{height} {layout:?} pixels, which take {need}",
-                pixels.len()
-            )));
-        }
-        let mut jpeg = Vec::with_capacity(need / 8);
-        jpeg_encoder::Encoder::new(&mut jpeg, quality.clamp(1, 100))
-            .encode(pixels, width, height, color)
-            .map_err(|e| FrameError::Encode(e.to_string()))?;
-        Frame::from_jpeg(jpeg)
+        Frame::from_jpeg(encode_jpeg(pixels, width, height, layout, quality)?)
     }
 
     /// The JPEG bytes, SOI through EOI.
@@ -141,6 +125,49 @@ pub fn check_pixels(width: u32, height: u32, max_pixels: u64) -> Result<(), Fram
     Ok(())
 }
 
+/// Encodes pixels as a JPEG: the library's one encoder, which
+/// [`Frame::from_pixels`], conversions, charts and the demo all use.
+/// `pixels` holds `width` × `height` pixels of `layout`, row by row with no
+/// padding; `quality` is 1–100 (out-of-range values are clamped). Colour is
+/// kept at half resolution (4:2:0), as cameras and browsers expect.
+///
+/// The encoder is libjpeg-turbo's design in pure Rust (`libjpeg-turbo-rs`,
+/// AVX2/NEON): it encodes 1280×720 about three times as fast as
+/// `jpeg-encoder` and as fast as the C libjpeg-turbo (figures in
+/// `python/README.md`), and needs no C library.
+pub fn encode_jpeg(
+    pixels: &[u8],
+    width: u16,
+    height: u16,
+    layout: Pixels,
+    quality: u8,
+) -> Result<Vec<u8>, FrameError> {
+    use libjpeg_turbo_rs::{PixelFormat, Subsampling};
+    let (format, subsampling) = match layout {
+        Pixels::Rgb => (PixelFormat::Rgb, Subsampling::S420),
+        Pixels::Rgba => (PixelFormat::Rgba, Subsampling::S420),
+        Pixels::Bgr => (PixelFormat::Bgr, Subsampling::S420),
+        Pixels::Bgra => (PixelFormat::Bgra, Subsampling::S420),
+        Pixels::Luma => (PixelFormat::Grayscale, Subsampling::S444),
+    };
+    let need = usize::from(width) * usize::from(height) * layout.channels();
+    if width == 0 || height == 0 || pixels.len() != need {
+        return Err(FrameError::Encode(format!(
+            "{} bytes of pixels for {width}x{height} {layout:?} pixels, which take {need}",
+            pixels.len()
+        )));
+    }
+    libjpeg_turbo_rs::compress(
+        pixels,
+        width.into(),
+        height.into(),
+        format,
+        quality.clamp(1, 100),
+        subsampling,
+    )
+    .map_err(|e| FrameError::Encode(e.to_string()))
+}
+
 /// How the pixels given to [`Frame::from_pixels`] are laid out: 8 bits a
 /// channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,8 +176,23 @@ pub enum Pixels {
     Rgb,
     /// Red, green, blue, alpha (the alpha is dropped).
     Rgba,
+    /// Blue, green, red: OpenCV's order.
+    Bgr,
+    /// Blue, green, red, alpha (the alpha is dropped).
+    Bgra,
     /// Grey.
     Luma,
+}
+
+impl Pixels {
+    /// Bytes per pixel.
+    pub fn channels(self) -> usize {
+        match self {
+            Pixels::Rgb | Pixels::Bgr => 3,
+            Pixels::Rgba | Pixels::Bgra => 4,
+            Pixels::Luma => 1,
+        }
+    }
 }
 
 /// Why bytes could not become a frame.

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use crate::frame::Frame;
+use crate::frame::{encode_jpeg, Frame, FrameError, Pixels};
 use crate::hub::Hub;
 
 /// Width of the demo picture.
@@ -148,7 +148,7 @@ impl DrawTarget for Scaled<'_> {
 }
 
 /// Draws demo frame `n` for wall-clock time `now` and encodes it as JPEG.
-pub fn render(n: u64, now: SystemTime) -> Result<Vec<u8>, jpeg_encoder::EncodingError> {
+pub fn render(n: u64, now: SystemTime) -> Result<Vec<u8>, FrameError> {
     let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let t = since_epoch.as_secs_f64();
     let mut canvas = Canvas::new();
@@ -219,14 +219,7 @@ pub fn render(n: u64, now: SystemTime) -> Result<Vec<u8>, jpeg_encoder::Encoding
     )
     .draw(&mut canvas);
 
-    let mut jpeg = Vec::with_capacity(64 * 1024);
-    jpeg_encoder::Encoder::new(&mut jpeg, 80).encode(
-        &canvas.rgb,
-        WIDTH as u16,
-        HEIGHT as u16,
-        jpeg_encoder::ColorType::Rgb,
-    )?;
-    Ok(jpeg)
+    encode_jpeg(&canvas.rgb, WIDTH as u16, HEIGHT as u16, Pixels::Rgb, 80)
 }
 
 /// A colour of hue `h` (0–1, wrapping) and lightness `l`, fully saturated.

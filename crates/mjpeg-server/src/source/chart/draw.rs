@@ -17,6 +17,7 @@ use super::canvas::{text_width, Align, Canvas, Mask};
 use super::model::Snapshot;
 use super::options::{ChartOptions, Rgb, Style, Theme};
 use super::ticks::{clock, fmt_latest, fmt_time, nice_ticks, time_unit, TickFormat};
+use crate::frame::{encode_jpeg, FrameError, Pixels};
 
 /// JPEG quality: charts are thin lines and small text, which lower
 /// qualities smear.
@@ -30,7 +31,7 @@ pub enum RenderError {
     Draw(String),
     /// The JPEG encoder failed.
     #[error("encoding the chart as JPEG failed: {0}")]
-    Encode(#[from] jpeg_encoder::EncodingError),
+    Encode(#[from] FrameError),
 }
 
 /// Colours of a theme.
@@ -79,15 +80,10 @@ pub(super) fn render(o: &ChartOptions, snap: &Snapshot) -> Result<Vec<u8>, Rende
     };
     layout.draw_lines(&mut canvas, o, snap);
     layout.draw_text(&mut canvas, o, snap);
-    let mut jpeg = Vec::with_capacity(64 * 1024);
     // Both sizes are at most 3840 (checked by the options), so they fit.
-    let mut encoder = jpeg_encoder::Encoder::new(&mut jpeg, QUALITY);
-    // Colour at half resolution, as for photos: the lines' shape is in the
-    // luma, which stays sharp, and encoding takes a third less time than
-    // full-resolution colour (which the encoder picks at this quality).
-    encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
-    encoder.encode(&rgb, w as u16, h as u16, jpeg_encoder::ColorType::Rgb)?;
-    Ok(jpeg)
+    // Colour is kept at half resolution, as for photos: the lines' shape is
+    // in the luma, which stays sharp.
+    Ok(encode_jpeg(&rgb, w as u16, h as u16, Pixels::Rgb, QUALITY)?)
 }
 
 /// Where everything goes: computed once per frame, used by the plotters
