@@ -4,7 +4,7 @@
 //! from matplotlib, a GIF, a screenshot in BMP. The format is recognised by
 //! content ([`ImageKind::detect`]), never by file name. A JPEG passes through
 //! untouched (checked, not re-encoded); other formats are decoded with the
-//! `image` crate and encoded to JPEG with `jpeg-encoder`, once per frame and
+//! `image` crate and encoded to JPEG ([`frame::encode_jpeg`](crate::frame::encode_jpeg)), once per frame and
 //! on the blocking thread pool, so the async workers that serve clients are
 //! never busy decoding and no client ever causes an encode.
 //!
