@@ -17,7 +17,6 @@ import json
 import os
 import pathlib
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -48,10 +47,14 @@ def wait_until_listening(port: int, process: subprocess.Popen, timeout: float = 
     raise RuntimeError(f"nothing listens on port {port}")
 
 
-def load(bench: str, url: str, clients: int, duration: float, pid: int) -> dict:
+def load(bench: str, url: str, clients: int, duration: float, pid: int, strict: bool) -> dict:
+    # This package is held to the strictest client; the others send what
+    # browsers take but strict clients refuse (a chunked body, parts
+    # without Content-Length or X-Timestamp).
     done = subprocess.run(
         [
             bench,
+            *([] if strict else ["--lenient"]),
             "--url",
             url,
             "--clients",
@@ -93,6 +96,7 @@ def serve(args: argparse.Namespace, out: pathlib.Path) -> list[dict]:
                     clients,
                     args.duration,
                     publisher.pid,
+                    strict=kind == "mjpeg_server",
                 )
                 (out / f"{kind}-{clients}.json").write_text(json.dumps(report, indent=1))
                 rows.append({"server": kind, "viewers": clients, "report": report})
@@ -126,7 +130,8 @@ def serve_table(rows: list[dict], duration: float) -> str:
 
 
 def encoders() -> dict:
-    """Each encoder as a function of an RGB array, at quality 85."""
+    """Each encoder at quality 85: a function of an RGB array, and how to
+    get the size of what it made (outside the timing)."""
     import cv2
     import simplejpeg
 
@@ -135,30 +140,36 @@ def encoders() -> dict:
     # Not started: publish() is the encode (and a pointer swap in the hub).
     stream = mjpeg_server.Server(listen=0).stream("encode")
 
-    def pillow(a: np.ndarray) -> int:
+    def pillow(a: np.ndarray) -> bytes:
         import io
 
         buf = io.BytesIO()
         Image.fromarray(a).save(buf, "JPEG", quality=85)
-        return len(buf.getvalue())
+        return buf.getvalue()
 
     return {
-        "mjpeg_server (4:2:0)": lambda a: (stream.publish(a, 85), len(stream.latest))[1],
-        "simplejpeg (4:2:0)": lambda a: len(
-            simplejpeg.encode_jpeg(a, 85, colorspace="RGB", colorsubsampling="420")
+        "mjpeg_server (4:2:0)": (
+            lambda a: stream.publish(a, 85),
+            lambda _: len(stream.latest),
         ),
-        "simplejpeg (4:4:4, its default)": lambda a: len(
-            simplejpeg.encode_jpeg(a, 85, colorspace="RGB")
+        "simplejpeg (4:2:0)": (
+            lambda a: simplejpeg.encode_jpeg(a, 85, colorspace="RGB", colorsubsampling="420"),
+            len,
+        ),
+        "simplejpeg (4:4:4, its default)": (
+            lambda a: simplejpeg.encode_jpeg(a, 85, colorspace="RGB"),
+            len,
         ),
         # cv2 takes BGR; the conversion is left out of its time.
-        "cv2.imencode (4:2:0)": lambda a: len(
-            cv2.imencode(".jpg", a, [cv2.IMWRITE_JPEG_QUALITY, 85])[1]
+        "cv2.imencode (4:2:0)": (
+            lambda a: cv2.imencode(".jpg", a, [cv2.IMWRITE_JPEG_QUALITY, 85])[1],
+            len,
         ),
-        "Pillow (4:2:0)": pillow,
+        "Pillow (4:2:0)": (pillow, len),
     }
 
 
-def encode(rounds: int = 7, per_round: int = 40) -> str:
+def encode(rounds: int = 15, per_round: int = 20) -> str:
     photo = np.asarray(Image.open(ROOT / "tests" / "data" / "jpeg_200k.jpg").convert("RGB"))
     assert photo.shape == (720, 1280, 3), photo.shape
     photo = np.ascontiguousarray(photo)
@@ -167,21 +178,23 @@ def encode(rounds: int = 7, per_round: int = 40) -> str:
     times: dict[str, list[float]] = {name: [] for name in candidates}
     sizes: dict[str, int] = {}
     for _ in range(rounds):  # interleaved, so that drift hits all alike
-        for name, fn in candidates.items():
+        for name, (fn, size) in candidates.items():
             a = bgr if name.startswith("cv2") else photo
-            sizes[name] = fn(a)
             started = time.perf_counter()
             for _ in range(per_round):
-                fn(a)
+                made = fn(a)
             times[name].append((time.perf_counter() - started) / per_round)
-    ours = statistics.median(times["mjpeg_server (4:2:0)"])
+            sizes[name] = size(made)
+    # The best round of each: on a shared machine, other programs only ever
+    # add time, so the fastest round is the encoder's own speed.
+    ours = min(times["mjpeg_server (4:2:0)"])
     lines = [
-        "| encoder, 1280×720 RGB, quality 85 | frames/s (median of rounds) | ms/frame | "
+        "| encoder, 1280×720 RGB, quality 85 | frames/s (best round) | ms/frame | "
         "JPEG size | vs mjpeg_server |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for name, t in times.items():
-        m = statistics.median(t)
+        m = min(t)
         lines.append(
             f"| {name} | {1 / m:.0f} | {1000 * m:.2f} | {sizes[name] // 1024} KB | "
             f"{ours / m:.2f}× |"

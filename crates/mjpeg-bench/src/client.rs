@@ -19,6 +19,7 @@ use tokio::sync::Semaphore;
 use tokio::time::{timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 
+use crate::lenient::LenientParser;
 use crate::parser::{FrameSeen, StreamError, StreamParser};
 use crate::tls::{self, TlsTarget};
 
@@ -105,6 +106,7 @@ pub(crate) struct Shared {
     /// Cancelled when the window ends.
     pub(crate) stop: CancellationToken,
     pub(crate) verify: bool,
+    pub(crate) lenient: bool,
 }
 
 pub(crate) struct Window {
@@ -184,9 +186,13 @@ pub(crate) async fn client(
     };
     let mut viewer = Viewer {
         r,
-        parser: StreamParser::new(shared.verify),
+        parser: if shared.lenient {
+            Parser::Lenient(LenientParser::new())
+        } else {
+            Parser::Strict(StreamParser::new(shared.verify))
+        },
         ready: Ready(Some(&shared.ready)),
-        last_timestamp: f64::NAN,
+        last_timestamp: None,
         permit,
         shared: &shared,
         // A slow client reads a twentieth of a second's worth at a time
@@ -220,12 +226,39 @@ pub(crate) async fn client(
     viewer.r
 }
 
+/// The parser of one response: strict for this project's server, lenient
+/// (`--lenient`) for others.
+enum Parser {
+    Strict(StreamParser),
+    Lenient(LenientParser),
+}
+
+impl Parser {
+    fn feed(
+        &mut self,
+        data: &[u8],
+        on_frame: &mut dyn FnMut(FrameSeen),
+    ) -> Result<(), StreamError> {
+        match self {
+            Parser::Strict(p) => p.feed(data, on_frame),
+            Parser::Lenient(p) => p.feed(data, on_frame),
+        }
+    }
+
+    fn head_done(&self) -> bool {
+        match self {
+            Parser::Strict(p) => p.head_done(),
+            Parser::Lenient(p) => p.head_done(),
+        }
+    }
+}
+
 /// One client while it reads: its figures and the state of its stream.
 struct Viewer<'a> {
     r: ClientResult,
-    parser: StreamParser,
+    parser: Parser,
     ready: Ready<'a>,
-    last_timestamp: f64,
+    last_timestamp: Option<f64>,
     permit: Option<tokio::sync::SemaphorePermit<'a>>,
     shared: &'a Shared,
     /// Most bytes read at once.
@@ -360,7 +393,9 @@ impl Viewer<'_> {
         self.parser
             .feed(data, &mut |f: FrameSeen| {
                 ready.done();
-                let repeat = f.timestamp == *last;
+                // Without a timestamp a part cannot be told from a re-send:
+                // it counts as a new frame, with no latency.
+                let repeat = f.timestamp.is_some() && f.timestamp == *last;
                 *last = f.timestamp;
                 let now = Instant::now();
                 if repeat {
@@ -369,9 +404,11 @@ impl Viewer<'_> {
                     }
                 } else if shared.in_window(now) {
                     r.frames += 1;
-                    let lat = unix_now() - f.timestamp;
-                    r.latency_us
-                        .push((lat.max(0.0) * 1e6).min(u32::MAX as f64) as u32);
+                    if let Some(t) = f.timestamp {
+                        let lat = unix_now() - t;
+                        r.latency_us
+                            .push((lat.max(0.0) * 1e6).min(u32::MAX as f64) as u32);
+                    }
                 }
             })
             .map_err(|e| match e {

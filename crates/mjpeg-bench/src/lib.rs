@@ -15,6 +15,10 @@
 //!
 //! A part that breaks any rule is an *invalid frame*; the connection is
 //! closed at once, since a client cannot know where the next part starts.
+//! Other servers, which send what browsers take but strict clients refuse,
+//! are loaded with [`BenchOptions::lenient`] (`--lenient`): a chunked body
+//! and parts found by their boundary, with no latency where they carry no
+//! `X-Timestamp`.
 //!
 //! ## What is measured
 //!
@@ -44,6 +48,7 @@ use tokio::time::{sleep, sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 mod client;
+mod lenient;
 mod options;
 mod parser;
 mod procfs;
@@ -94,6 +99,7 @@ pub async fn run(opts: &BenchOptions) -> anyhow::Result<Report> {
         window: OnceLock::new(),
         stop: CancellationToken::new(),
         verify: opts.verify_jpeg,
+        lenient: opts.lenient,
     });
     let n_slow = (opts.clients as f64 * opts.slow_share).round() as usize;
     let mut tasks = Vec::with_capacity(opts.clients);

@@ -58,6 +58,13 @@ struct Args {
     #[arg(long)]
     verify_jpeg: bool,
 
+    /// Load another server: accept a chunked body and parts without
+    /// Content-Length or X-Timestamp, as browsers do (no latency without
+    /// X-Timestamp). Without it every deviation from the strictest client
+    /// ends the connection.
+    #[arg(long)]
+    lenient: bool,
+
     /// For an https:// URL: the PEM certificate of the server (or of the CA
     /// that signed it) to trust.
     #[arg(long, value_name = "FILE")]
@@ -126,6 +133,7 @@ fn main() -> ExitCode {
         slow_share: args.slow_share,
         slow_rate: args.slow_rate,
         verify_jpeg: args.verify_jpeg,
+        lenient: args.lenient,
         server_pid: args.server_pid,
     };
     let report = match rt.block_on(bench::run(&opts)) {

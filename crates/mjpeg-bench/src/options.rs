@@ -31,6 +31,11 @@ pub struct BenchOptions {
     pub slow_rate: u64,
     /// Walk every JPEG's markers in full, not only its first and last bytes.
     pub verify_jpeg: bool,
+    /// Accept what browsers accept from other servers (a chunked body,
+    /// parts without `Content-Length` or `X-Timestamp`) instead of holding
+    /// the server to the strictest client; parts without a timestamp have
+    /// no latency.
+    pub lenient: bool,
     /// The server's process id, to read its CPU time and memory from
     /// `/proc` (same machine only).
     pub server_pid: Option<u32>,
@@ -50,6 +55,7 @@ impl Default for BenchOptions {
             slow_share: 0.0,
             slow_rate: 100_000,
             verify_jpeg: false,
+            lenient: false,
             server_pid: None,
         }
     }

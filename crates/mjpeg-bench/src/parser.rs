@@ -21,8 +21,10 @@ use mjpeg_server::multipart::reader::boundary_from_content_type;
 pub struct FrameSeen {
     /// JPEG size in bytes.
     pub len: usize,
-    /// Its `X-Timestamp`: Unix seconds when it was published.
-    pub timestamp: f64,
+    /// Its `X-Timestamp`: Unix seconds when it was published. Always there
+    /// for the strict parser; other servers' parts may have none
+    /// ([`crate::lenient`]).
+    pub timestamp: Option<f64>,
 }
 
 /// Why a stream response is not what a strict client accepts.
@@ -70,6 +72,9 @@ pub enum StreamError {
         /// The part's Content-Length.
         part: usize,
     },
+    /// The lenient parser's multipart or chunked reading failed.
+    #[error("{0}")]
+    Multipart(String),
     /// The bytes after a body (or before the first part) are not the
     /// delimiter.
     #[error("expected {expected:?} at {what}, got {got:?}")]
@@ -211,7 +216,7 @@ impl StreamParser {
                         if !preamble {
                             on_frame(FrameSeen {
                                 len: self.len.unwrap_or(0),
-                                timestamp: self.timestamp.unwrap_or(0.0),
+                                timestamp: self.timestamp,
                             });
                         }
                         self.content_type = false;

@@ -45,7 +45,7 @@ fn valid_streams_parse_in_any_chunking() {
         for verify in [false, true] {
             let seen = parse(&s, chunk, verify).unwrap();
             assert_eq!(seen.len(), 2, "chunk {chunk}");
-            assert_eq!(seen[1].timestamp, 2.25);
+            assert_eq!(seen[1].timestamp, Some(2.25));
             assert_eq!(seen[0].len, j.len());
         }
     }
