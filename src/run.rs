@@ -116,6 +116,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             },
             push_idle_timeout: seconds_or_off(settings.scalars.push_idle_timeout),
             allow_origins,
+            max_variants: settings.scalars.max_variants as usize,
         },
         ..ServerOptions::default()
     };

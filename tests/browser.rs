@@ -31,7 +31,7 @@
 mod common;
 
 use futures_util::{SinkExt, StreamExt};
-use mjpeg_server::frame::Pixels;
+use mjpeg_server::frame::{Chroma, Pixels};
 use mjpeg_server::source::{SourceOptions, SourceSpec};
 use mjpeg_server::{Server, ServerOptions, Streams};
 use serde_json::{json, Value};
@@ -563,7 +563,8 @@ fn solid_jpeg(colour: usize) -> Vec<u8> {
         .cycle()
         .take(usize::from(FRAME_W) * usize::from(FRAME_H) * 3)
         .collect();
-    mjpeg_server::frame::encode_jpeg(&pixels, FRAME_W, FRAME_H, Pixels::Rgb, 90).unwrap()
+    mjpeg_server::frame::encode_jpeg(&pixels, FRAME_W, FRAME_H, Pixels::Rgb, 90, Chroma::Full)
+        .unwrap()
 }
 
 /// The colour of [`PALETTE`] nearest to `rgb`, if any is near (a blank or

@@ -46,6 +46,7 @@ class Server:
         write_timeout: Optional[float] = None,
         push_idle_timeout: Optional[float] = None,
         shutdown_grace: Optional[float] = None,
+        max_variants: Optional[int] = None,
     ) -> Server:
         """Checks the options; nothing listens until ``start()``.
 
@@ -86,6 +87,9 @@ class Server:
                 is closed; 0 for never. Default 30.
             shutdown_grace: seconds ``stop()`` waits for viewers' streams
                 to end. Default 5.
+            max_variants: most variants of one stream (``?width=``,
+                ``?height=``, ``?quality=``) made at a time; 0 turns them
+                off. Default 8.
 
         Raises:
             ValueError: an option is out of range or malformed (the message

@@ -42,6 +42,7 @@ pub(crate) struct Args<'py> {
     pub write_timeout: Option<f64>,
     pub push_idle_timeout: Option<f64>,
     pub shutdown_grace: Option<f64>,
+    pub max_variants: Option<usize>,
 }
 
 fn bad(arg: &str, why: impl std::fmt::Display) -> PyErr {
@@ -126,6 +127,9 @@ impl Args<'_> {
         if let Some(s) = self.push_idle_timeout {
             http.push_idle_timeout =
                 Some(seconds("push_idle_timeout", s)?).filter(|d| !d.is_zero());
+        }
+        if let Some(n) = self.max_variants {
+            http.max_variants = n;
         }
         if let Some(n) = self.max_connections {
             if n == 0 {
@@ -217,6 +221,7 @@ pub(crate) fn describe<'py>(py: Python<'py>, config: &Config) -> PyResult<Bound<
     )?;
     d.set_item("max_frame_size", config.sources.max_frame)?;
     d.set_item("max_pixels", config.sources.convert.max_pixels)?;
+    d.set_item("max_variants", s.http.max_variants)?;
     d.set_item("allow_create", s.http.allow_create)?;
     d.set_item("write_timeout", off(s.write_timeout))?;
     d.set_item("push_idle_timeout", off(s.http.push_idle_timeout))?;

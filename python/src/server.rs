@@ -182,7 +182,7 @@ impl Server {
         max_connections = None, max_connections_per_address = None,
         max_clients_per_stream = None, max_frame_size = None, max_pixels = None,
         allow_create = false, allow_origin = None, write_timeout = None,
-        push_idle_timeout = None, shutdown_grace = None,
+        push_idle_timeout = None, shutdown_grace = None, max_variants = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new<'py>(
@@ -206,6 +206,7 @@ impl Server {
         write_timeout: Option<f64>,
         push_idle_timeout: Option<f64>,
         shutdown_grace: Option<f64>,
+        max_variants: Option<usize>,
     ) -> PyResult<Server> {
         let listen = match listen {
             Some(listen) => listen,
@@ -231,6 +232,7 @@ impl Server {
             write_timeout,
             push_idle_timeout,
             shutdown_grace,
+            max_variants,
         }
         .check()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -201,6 +201,9 @@ settings! {
         /// 0 = never.
         push_idle_timeout: f64 = secs(http().push_idle_timeout), "Default: 30.",
             flag(value_name = "SECONDS", value_parser = non_negative_f64), file Seconds;
+        /// Most variants of one stream (?width=, ?height=, ?quality=) made at
+        /// a time; a request for one more gets 503. 0 turns variants off.
+        max_variants: u32 = count(http().max_variants), "Default: 8.", flag(value_name = "N"), file Count;
 
     }
     optional {
@@ -237,6 +240,7 @@ pub const OPTION_NAMES: OptionNames = OptionNames {
     push_stream: "--stream NAME=push",
     chart_stream: "--stream NAME=chart",
     listen: "another with --listen",
+    max_variants: "--max-variants",
 };
 
 /// The library's default server options: the command line's defaults are

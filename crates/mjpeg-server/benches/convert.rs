@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use mjpeg_server::convert::{to_frame_blocking, ConvertOptions};
-use mjpeg_server::frame::{encode_jpeg, Pixels};
+use mjpeg_server::frame::{encode_jpeg, Chroma, Pixels};
 use std::time::Instant;
 
 fn main() {
@@ -43,7 +43,15 @@ fn main() {
         to_frame_blocking(png.clone(), &opts).unwrap();
     });
     let encode = time(&|| {
-        encode_jpeg(img.as_raw(), 1280, 720, Pixels::Rgb, opts.quality).unwrap();
+        encode_jpeg(
+            img.as_raw(),
+            1280,
+            720,
+            Pixels::Rgb,
+            opts.quality,
+            Chroma::Half,
+        )
+        .unwrap();
     });
     println!("1280x720, quality {}: PNG ({} KB) -> JPEG {convert:.1} ms per frame; JPEG encode alone {encode:.1} ms", opts.quality, png.len() / 1024);
 }

@@ -31,10 +31,12 @@ use crate::multipart::{self, Layout};
 use crate::refusals::Refusals;
 
 mod record;
+mod variants;
 
 pub use record::{ClientRecord, ClientStats};
 
 use record::ClientList;
+pub use variants::{VariantError, VariantStats, LINGER as VARIANT_LINGER};
 
 /// A frame as published: the frame, when, and its encoded part header.
 #[derive(Debug)]
@@ -149,6 +151,8 @@ struct Inner {
     /// What the stream's source takes besides frames; see
     /// [`Hub::set_data_input`].
     data_input: Mutex<Option<Arc<dyn DataInput>>>,
+    /// The variants being made of this stream; see [`Hub::variant`].
+    variants: Mutex<variants::Variants>,
 }
 
 /// What a stream's source takes over HTTP besides frames: a chart takes
@@ -206,6 +210,7 @@ impl Hub {
                 reconnects: AtomicU64::new(0),
                 client_list: Mutex::new(ClientList::default()),
                 data_input: Mutex::new(None),
+                variants: Mutex::default(),
             }),
         }
     }
@@ -456,6 +461,7 @@ impl Hub {
             bytes: latest.as_ref().map(|p| p.frame().len()),
             last_error: lock(&self.inner.last_error).clone(),
             source: lock(&self.inner.source).clone(),
+            variants: self.variants(),
         }
     }
 }
@@ -509,6 +515,9 @@ pub struct HubStats {
     pub last_error: Option<String>,
     /// What the source is doing.
     pub source: SourceState,
+    /// The variants being made now (`?width=`, `?height=`, `?quality=`),
+    /// each with its own viewers; each also counts as one of `clients`.
+    pub variants: Vec<VariantStats>,
 }
 
 fn as_millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {

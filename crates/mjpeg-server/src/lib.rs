@@ -45,7 +45,8 @@
 //! | [`jpeg`] | the marker walk: is this a whole JPEG, where does it end, how large is it |
 //! | [`convert`] | any image format to a JPEG frame, off the async workers |
 //! | [`frame`] | [`Frame`]: a checked JPEG in shared [`bytes::Bytes`] |
-//! | [`hub`] | [`Hub`]: one per stream, the newest frame for every viewer; [`Streams`]: the set of them |
+//! | [`hub`] | [`Hub`]: one per stream, the newest frame for every viewer, and the hubs of its variants ([`Hub::variant`]); [`Streams`]: the set of them |
+//! | [`variant`] | a stream at the size and quality a viewer asks for (`?width=320`): the spec, and making one frame of it (reduced decode, resize, encode) |
 //! | [`multipart`] | the wire format, encoded once per frame; [`multipart::reader`] reads other servers' |
 //! | `stream_request` | what a request for a stream is (which stream, rate, layout) or why it is refused, for both paths below |
 //! | [`http`] | the axum handlers: stream, snapshot, push, index, status, metrics, mjpg-streamer URLs; [`http::Mount`] |
@@ -103,6 +104,7 @@ pub mod source;
 mod stream_request;
 #[cfg(feature = "tls")]
 pub mod tls;
+pub mod variant;
 mod viewer;
 
 /// The parsers' checks that the fuzz targets (`fuzz/`) and the regression

@@ -27,7 +27,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::hub::{HubCounters, Streams};
+use crate::hub::{HubCounters, Streams, VariantStats};
 
 /// The `Content-Type` of [`render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -139,6 +139,7 @@ impl Collector for StreamsCollector {
             let labels = [("reason", reason.label())];
             ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
         }
+        self.encode_variants(&mut encoder)?;
         for m in METRICS {
             let metric_type = if m.gauge {
                 ConstGauge::new(0i64).metric_type()
@@ -155,6 +156,68 @@ impl Collector for StreamsCollector {
                     ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX)).encode(series)?;
                 } else {
                     ConstCounter::new(v).encode(series)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl StreamsCollector {
+    /// Each stream's variants being made now (`variants`), and for each
+    /// variant, labelled `stream` and `variant` (`width=320`): its viewers,
+    /// the frames made and those that failed since it started.
+    fn encode_variants(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let hubs = self.streams.all();
+        let variants: Vec<(String, Vec<VariantStats>)> = hubs
+            .iter()
+            .map(|h| (h.name().to_string(), h.variants()))
+            .collect();
+        let mut family = encoder.encode_descriptor(
+            "variants",
+            "Variants (?width=, ?height=, ?quality=) being made now.",
+            None,
+            ConstGauge::new(0i64).metric_type(),
+        )?;
+        for (stream, list) in &variants {
+            let n = i64::try_from(list.len()).unwrap_or(i64::MAX);
+            ConstGauge::new(n).encode(family.encode_family(&[("stream", stream.as_str())])?)?;
+        }
+        type Value = fn(&VariantStats) -> u64;
+        let per_variant: [(&str, &str, bool, Value); 3] = [
+            ("variant_clients", "Viewers of a variant now.", true, |v| {
+                v.viewers as u64
+            }),
+            (
+                "variant_frames_made",
+                "Frames made of a variant.",
+                false,
+                |v| v.frames_made,
+            ),
+            (
+                "variant_frames_failed",
+                "Source frames a variant could not be made of.",
+                false,
+                |v| v.frames_failed,
+            ),
+        ];
+        for (name, help, gauge, value) in per_variant {
+            let metric_type = if gauge {
+                ConstGauge::new(0i64).metric_type()
+            } else {
+                ConstCounter::new(0u64).metric_type()
+            };
+            let mut family = encoder.encode_descriptor(name, help, None, metric_type)?;
+            for (stream, list) in &variants {
+                for v in list {
+                    let labels = [("stream", stream.as_str()), ("variant", v.variant.as_str())];
+                    let series = family.encode_family(&labels)?;
+                    if gauge {
+                        ConstGauge::new(i64::try_from(value(v)).unwrap_or(i64::MAX))
+                            .encode(series)?;
+                    } else {
+                        ConstCounter::new(value(v)).encode(series)?;
+                    }
                 }
             }
         }

@@ -32,6 +32,9 @@ pub struct OptionNames {
     pub chart_stream: &'static str,
     /// What picks the address to listen on.
     pub listen: &'static str,
+    /// The most variants a stream may have at a time
+    /// ([`HttpOptions::max_variants`](crate::http::HttpOptions::max_variants)).
+    pub max_variants: &'static str,
 }
 
 impl OptionNames {
@@ -44,6 +47,7 @@ impl OptionNames {
         push_stream: "a hub that accepts pushes (Hub::set_accepts_push) named NAME",
         chart_stream: "SourceSpec::Chart for NAME",
         listen: "another address",
+        max_variants: "max_variants of HttpOptions",
     };
 }
 

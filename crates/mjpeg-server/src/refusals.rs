@@ -27,6 +27,8 @@ pub(crate) enum Reason {
     StreamFull,
     /// `503`: pushes have created as many streams as they may.
     CreatedStreams,
+    /// `503`: a stream has as many variants as it may.
+    TooManyVariants,
     /// `401`: no credentials where they are needed.
     NoCredentials,
     /// `401`: credentials that match no user or token.
@@ -47,11 +49,12 @@ pub(crate) enum Reason {
 
 impl Reason {
     /// Every reason, in the order of the counters.
-    pub(crate) const ALL: [Reason; 12] = [
+    pub(crate) const ALL: [Reason; 13] = [
         Reason::Connections,
         Reason::PerAddress,
         Reason::StreamFull,
         Reason::CreatedStreams,
+        Reason::TooManyVariants,
         Reason::NoCredentials,
         Reason::WrongCredentials,
         Reason::Forbidden,
@@ -69,6 +72,7 @@ impl Reason {
             Reason::PerAddress => "connections_per_address",
             Reason::StreamFull => "clients_per_stream",
             Reason::CreatedStreams => "created_streams",
+            Reason::TooManyVariants => "variants_per_stream",
             Reason::NoCredentials => "no_credentials",
             Reason::WrongCredentials => "wrong_credentials",
             Reason::Forbidden => "forbidden",
@@ -86,7 +90,8 @@ impl Reason {
             Reason::Connections
             | Reason::PerAddress
             | Reason::StreamFull
-            | Reason::CreatedStreams => 503,
+            | Reason::CreatedStreams
+            | Reason::TooManyVariants => 503,
             Reason::NoCredentials | Reason::WrongCredentials => 401,
             Reason::Forbidden => 403,
             Reason::FrameTooLarge | Reason::TooManyPixels => 413,

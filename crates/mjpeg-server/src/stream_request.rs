@@ -16,7 +16,8 @@
 //! | `/stream/{name}` | by name |
 //! | `/?action=stream`, `/?action=stream_N` | the first, the N-th (mjpg-streamer) |
 //!
-//! with `?fps=N` (at most N frames a second), `?advance_headers=1` or `0`
+//! with `?fps=N` (at most N frames a second), `?width=`, `?height=` and
+//! `?quality=` (a variant: [`crate::variant`]), `?advance_headers=1` or `0`
 //! (the [`Layout`]; by default browsers' image loads get advanced headers)
 //! and `?token=` (credentials for an `<img>`).
 
@@ -27,8 +28,9 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use crate::access::{Access, Action, Denied, Presented};
-use crate::hub::{Hub, Streams, Subscriber};
+use crate::hub::{Hub, Streams, Subscriber, VariantError};
 use crate::multipart::{self, Layout};
+use crate::variant::VariantSpec;
 
 /// Query parameters the routes understand; others are ignored.
 #[derive(Deserialize, Default)]
@@ -42,6 +44,11 @@ pub(crate) struct Params {
     /// `1` or `0`: advanced part headers or plain parts, whoever asks
     /// ([`parse_layout`]).
     pub(crate) advance_headers: Option<String>,
+    /// A variant's largest width, height and its JPEG quality
+    /// ([`parse_variant`]).
+    pub(crate) width: Option<String>,
+    pub(crate) height: Option<String>,
+    pub(crate) quality: Option<String>,
 }
 
 /// Which stream a URL names.
@@ -91,6 +98,8 @@ pub(crate) enum Refusal {
     Denied(Denied),
     /// `400`: a parameter that makes no sense, and why.
     BadParameter(String),
+    /// `503`: the stream has as many variants as it may.
+    Variant(VariantError),
     /// `503`: the stream has as many viewers as it may.
     Full {
         /// The stream.
@@ -109,6 +118,7 @@ pub(crate) enum Refusal {
 pub(crate) fn decide(
     streams: &Streams,
     access: &Access,
+    max_variants: usize,
     asked: &Asked<'_>,
 ) -> Result<StreamRequest, Refusal> {
     let hub = match asked.which {
@@ -134,6 +144,12 @@ pub(crate) fn decide(
         .map_err(Refusal::Denied)?;
     let min_interval = parse_fps(asked.params).map_err(Refusal::BadParameter)?;
     let layout = parse_layout(asked.params, asked.sec_fetch_dest).map_err(Refusal::BadParameter)?;
+    // A variant's viewers watch the variant's own hub: the viewer path
+    // below is the same for both.
+    let hub = match parse_variant(asked.params).map_err(Refusal::BadParameter)? {
+        Some(spec) => hub.variant(spec, max_variants).map_err(Refusal::Variant)?,
+        None => hub,
+    };
     Ok(StreamRequest {
         hub,
         min_interval,
@@ -168,6 +184,16 @@ pub(crate) fn action_index(action: &str, prefix: &str) -> Option<Option<usize>> 
     } else {
         Some(rest.strip_prefix('_').and_then(|n| n.parse().ok()))
     }
+}
+
+/// The variant that `?width=`, `?height=` and `?quality=` ask for, `None`
+/// without them, or why a value is no good.
+pub(crate) fn parse_variant(p: &Params) -> Result<Option<VariantSpec>, String> {
+    VariantSpec::from_query(
+        p.width.as_deref(),
+        p.height.as_deref(),
+        p.quality.as_deref(),
+    )
 }
 
 /// The per-viewer frame interval from `?fps=N`, or why `N` is no good.
@@ -255,7 +281,12 @@ pub(crate) fn direct_head() -> Bytes {
 /// this client watch, that stream request. Anything else (another URL or
 /// method, a refusal, an unusual header) is `None`, to be answered by the
 /// HTTP handlers, which say what is wrong: this path only ever says yes.
-pub(crate) fn direct(streams: &Streams, access: &Access, head: &[u8]) -> Option<StreamRequest> {
+pub(crate) fn direct(
+    streams: &Streams,
+    access: &Access,
+    max_variants: usize,
+    head: &[u8],
+) -> Option<StreamRequest> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut req = httparse::Request::new(&mut headers);
     if !req.parse(head).ok()?.is_complete() || req.method? != "GET" {
@@ -308,7 +339,7 @@ pub(crate) fn direct(streams: &Streams, access: &Access, head: &[u8]) -> Option<
         },
         sec_fetch_dest,
     };
-    decide(streams, access, &asked).ok()
+    decide(streams, access, max_variants, &asked).ok()
 }
 
 /// The fuzz target's checks (`fuzz/fuzz_targets/request.rs`): an arbitrary
@@ -341,6 +372,9 @@ pub fn fuzz_request(data: &[u8]) {
         (streams, Access::default(), guarded)
     });
     let (streams, open, guarded) = &*FIXTURE;
+    // No variants (a variant's worker needs a runtime): a request for one
+    // is refused as over the limit.
+    let direct = |streams, access, data| direct(streams, access, 0, data);
     if let Some(direct) = direct(streams, open, data) {
         assert!(streams.get(direct.hub.name()).is_some());
         assert!(direct.min_interval.is_none_or(|i| i > Duration::ZERO));
@@ -426,21 +460,21 @@ mod tests {
         // unknown.
         for which in [Which::Named("cam"), Which::Named("nope"), Which::First] {
             assert_eq!(
-                decide(&streams, &guarded, &asked(which)).unwrap_err(),
+                decide(&streams, &guarded, 8, &asked(which)).unwrap_err(),
                 Refusal::Denied(Denied::Missing)
             );
         }
         let open = Access::default();
         assert!(matches!(
-            decide(&streams, &open, &asked(Which::Named("cam"))).unwrap_err(),
+            decide(&streams, &open, 8, &asked(Which::Named("cam"))).unwrap_err(),
             Refusal::BadParameter(why) if why.contains("fps=\"0\"")
         ));
         assert_eq!(
-            decide(&streams, &open, &asked(Which::Named("nope"))).unwrap_err(),
+            decide(&streams, &open, 8, &asked(Which::Named("nope"))).unwrap_err(),
             Refusal::NoSuchStream("nope".into())
         );
         assert_eq!(
-            decide(&streams, &open, &asked(Which::Action("stream_x"))).unwrap_err(),
+            decide(&streams, &open, 8, &asked(Which::Action("stream_x"))).unwrap_err(),
             Refusal::NotFound("no stream for action=stream_x\n".into())
         );
     }

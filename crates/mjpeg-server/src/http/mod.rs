@@ -95,6 +95,10 @@ pub struct HttpOptions {
     /// Origins whose pages may read the streams with `fetch` or a canvas
     /// (CORS); `*` for any. Empty (the default): no CORS headers at all.
     pub allow_origins: Vec<HeaderValue>,
+    /// Most variants (`?width=`, `?height=`, `?quality=`) of one stream
+    /// being made at a time; a request for one more gets `503`. Each costs
+    /// a decode, a resize and an encode per source frame while watched.
+    pub max_variants: usize,
 }
 
 impl Default for HttpOptions {
@@ -110,6 +114,7 @@ impl Default for HttpOptions {
             max_clients_per_stream: None,
             push_idle_timeout: Some(Duration::from_secs(30)),
             allow_origins: Vec::new(),
+            max_variants: 8,
         }
     }
 }
@@ -272,6 +277,17 @@ impl AppState {
             stream_request::Refusal::BadParameter(why) => {
                 (StatusCode::BAD_REQUEST, why).into_response()
             }
+            stream_request::Refusal::Variant(why) => {
+                self.streams.refusals().note(
+                    Reason::TooManyVariants,
+                    creds.peer,
+                    &format_args!("{}", why.to_string().trim_end()),
+                );
+                let mut res = (StatusCode::SERVICE_UNAVAILABLE, why.to_string()).into_response();
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                res
+            }
             stream_request::Refusal::Full { name, limit } => {
                 self.streams.refusals().note(
                     Reason::StreamFull,
@@ -364,7 +380,7 @@ async fn root(
         stream_response(&st, &creds, Which::Action(action), &viewing, &p)
     } else if let Some(n) = action_index(action, "snapshot") {
         match n.and_then(|n| st.streams.nth(n)) {
-            Some(hub) => snapshot_response(&st, &creds, &hub),
+            Some(hub) => snapshot_response(&st, &creds, &hub, &p).await,
             None => not_found_text(format!("no stream for action={action}\n")),
         }
     } else {
@@ -393,9 +409,13 @@ async fn stream_named(
     stream_response(&st, &creds, Which::Named(&name), &viewing, &p)
 }
 
-async fn snapshot_first(State(st): State<AppState>, creds: Creds) -> Response {
+async fn snapshot_first(
+    State(st): State<AppState>,
+    creds: Creds,
+    Query(p): Query<Params>,
+) -> Response {
     match st.streams.nth(0) {
-        Some(hub) => snapshot_response(&st, &creds, &hub),
+        Some(hub) => snapshot_response(&st, &creds, &hub, &p).await,
         None => not_found_text("this server has no streams\n".into()),
     }
 }
@@ -404,9 +424,10 @@ async fn snapshot_named(
     State(st): State<AppState>,
     Path(name): Path<String>,
     creds: Creds,
+    Query(p): Query<Params>,
 ) -> Response {
     match st.streams.get(&name) {
-        Some(hub) => snapshot_response(&st, &creds, &hub),
+        Some(hub) => snapshot_response(&st, &creds, &hub, &p).await,
         None => unknown_to_viewer(&st, &creds, &name),
     }
 }
@@ -490,22 +511,47 @@ fn watchable(access: &Access, who: Identity<'_>, hubs: &[Hub]) -> Vec<Hub> {
         .collect()
 }
 
-fn snapshot_response(st: &AppState, creds: &Creds, hub: &Hub) -> Response {
+async fn snapshot_response(st: &AppState, creds: &Creds, hub: &Hub, p: &Params) -> Response {
     if let Err(refused) = st.allow(creds, Action::Watch, hub.name()) {
         return refused;
     }
-    let Some(p) = hub.latest() else {
-        let mut res = (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "stream {:?} has no frame yet; try again shortly\n",
-                hub.name()
-            ),
-        )
-            .into_response();
+    let no_frame = |why: String| {
+        let mut res = (StatusCode::SERVICE_UNAVAILABLE, why).into_response();
         res.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return res;
+        res
+    };
+    let variant = match stream_request::parse_variant(p) {
+        Ok(v) => v,
+        Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
+    };
+    let Some(latest) = hub.latest() else {
+        return no_frame(format!(
+            "stream {:?} has no frame yet; try again shortly\n",
+            hub.name()
+        ));
+    };
+    let p = match variant {
+        None => latest,
+        Some(spec) => {
+            let derived = match hub.variant(spec, st.opts.max_variants) {
+                Ok(derived) => derived,
+                Err(why) => {
+                    return st.refuse(creds, stream_request::Refusal::Variant(why));
+                }
+            };
+            // A viewer of the variant until its first frame is made.
+            let mut frames = derived.subscribe();
+            match tokio::time::timeout(SNAPSHOT_VARIANT_WAIT, frames.next()).await {
+                Ok(p) => p,
+                Err(_) => {
+                    return no_frame(format!(
+                        "the {spec} variant of stream {:?} was not made within {SNAPSHOT_VARIANT_WAIT:?}; try again\n",
+                        hub.name()
+                    ))
+                }
+            }
+        }
     };
     let mut res = Response::new(Body::from(p.jpeg().clone()));
     res.headers_mut()
@@ -516,6 +562,9 @@ fn snapshot_response(st: &AppState, creds: &Creds, hub: &Hub) -> Response {
     no_cache(&mut res);
     res
 }
+
+/// How long a snapshot of a variant waits for the variant's first frame.
+const SNAPSHOT_VARIANT_WAIT: Duration = Duration::from_secs(10);
 
 /// Builds a stream response: headers now, frames as the viewer takes them.
 /// What is served, or why not, is [`stream_request::decide`]'s answer.
@@ -532,10 +581,11 @@ fn stream_response(
         presented: creds.presented(),
         sec_fetch_dest: req.sec_fetch_dest.as_ref().map(HeaderValue::as_bytes),
     };
-    let wanted = match stream_request::decide(&st.streams, &st.opts.access, &asked) {
-        Ok(wanted) => wanted,
-        Err(refusal) => return st.refuse(creds, refusal),
-    };
+    let wanted =
+        match stream_request::decide(&st.streams, &st.opts.access, st.opts.max_variants, &asked) {
+            Ok(wanted) => wanted,
+            Err(refusal) => return st.refuse(creds, refusal),
+        };
     let body = if req.method == Method::HEAD {
         // An empty stream (not an empty body) so that HEAD gets exactly the
         // headers of GET: no Content-Length is added.

@@ -68,7 +68,9 @@ impl Mount {
     /// `GET` (and `HEAD`): the newest frame as one JPEG.
     pub fn snapshot<S: Clone + Send + Sync + 'static>(&self) -> MethodRouter<S> {
         let mount = self.clone();
-        get(|creds: Creds| async move { snapshot_response(&mount.state, &creds, &mount.hub) })
+        get(|creds: Creds, Query(p): Query<Params>| async move {
+            snapshot_response(&mount.state, &creds, &mount.hub, &p).await
+        })
     }
 
     /// `PUT` and `POST`: frames published by other programs, as the

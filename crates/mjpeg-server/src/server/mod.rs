@@ -573,7 +573,12 @@ impl Handler {
             None => peer,
         };
         // A plain GET of a stream the client may watch.
-        let direct = stream_request::direct(&self.streams, &self.opts.http.access, &head);
+        let direct = stream_request::direct(
+            &self.streams,
+            &self.opts.http.access,
+            self.opts.http.max_variants,
+            &head,
+        );
         if let Some(direct) = direct {
             let Ok(sub) = direct.subscribe(peer, self.opts.http.max_clients_per_stream) else {
                 // Full: the HTTP routes answer with the reason.

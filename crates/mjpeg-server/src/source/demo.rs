@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use crate::frame::{encode_jpeg, Frame, FrameError, Pixels};
+use crate::frame::{encode_jpeg, Chroma, Frame, FrameError, Pixels};
 use crate::hub::Hub;
 
 /// Width of the demo picture.
@@ -219,7 +219,14 @@ pub fn render(n: u64, now: SystemTime) -> Result<Vec<u8>, FrameError> {
     )
     .draw(&mut canvas);
 
-    encode_jpeg(&canvas.rgb, WIDTH as u16, HEIGHT as u16, Pixels::Rgb, 80)
+    encode_jpeg(
+        &canvas.rgb,
+        WIDTH as u16,
+        HEIGHT as u16,
+        Pixels::Rgb,
+        80,
+        Chroma::Half,
+    )
 }
 
 /// A colour of hue `h` (0–1, wrapping) and lightness `l`, fully saturated.

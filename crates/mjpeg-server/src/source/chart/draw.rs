@@ -17,7 +17,7 @@ use super::canvas::{text_width, Align, Canvas, Mask};
 use super::model::Snapshot;
 use super::options::{ChartOptions, Rgb, Style, Theme};
 use super::ticks::{clock, fmt_latest, fmt_time, nice_ticks, time_unit, TickFormat};
-use crate::frame::{encode_jpeg, FrameError, Pixels};
+use crate::frame::{encode_jpeg, Chroma, FrameError, Pixels};
 
 /// JPEG quality: charts are thin lines and small text, which lower
 /// qualities smear.
@@ -81,9 +81,16 @@ pub(super) fn render(o: &ChartOptions, snap: &Snapshot) -> Result<Vec<u8>, Rende
     layout.draw_lines(&mut canvas, o, snap);
     layout.draw_text(&mut canvas, o, snap);
     // Both sizes are at most 3840 (checked by the options), so they fit.
-    // Colour is kept at half resolution, as for photos: the lines' shape is
-    // in the luma, which stays sharp.
-    Ok(encode_jpeg(&rgb, w as u16, h as u16, Pixels::Rgb, QUALITY)?)
+    // Colour at full resolution: a line two pixels wide keeps its series'
+    // colour, which at half resolution bleeds into the background.
+    Ok(encode_jpeg(
+        &rgb,
+        w as u16,
+        h as u16,
+        Pixels::Rgb,
+        QUALITY,
+        Chroma::Full,
+    )?)
 }
 
 /// Where everything goes: computed once per frame, used by the plotters
