@@ -70,6 +70,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let mut sources = Vec::new();
     for arg in settings.streams {
         let hub = streams.add(&arg.name)?;
+        hub.set_overlay(arg.overlay);
         sources.push((hub, arg.source));
     }
 

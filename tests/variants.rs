@@ -281,3 +281,106 @@ async fn ffmpeg_reads_a_variant_stream() {
     );
     assert_eq!(decode(&std::fs::read(&out).unwrap()), (320, 180));
 }
+
+/// A flat grey 1280×720 frame: an overlay on it is easy to find.
+fn grey() -> mjpeg_server::Frame {
+    let rgb = vec![128u8; 1280 * 720 * 3];
+    mjpeg_server::Frame::from_pixels(&rgb, 1280, 720, mjpeg_server::frame::Pixels::Rgb, 90).unwrap()
+}
+
+/// Pixels of a decoded frame that are not the grey of [`grey`] (beyond
+/// JPEG noise), counted inside and outside the bottom-left band of
+/// `band_w`×`band_h`.
+fn changed_pixels(jpeg: &[u8], band_w: usize, band_h: usize) -> (usize, usize) {
+    let mut d = zune_jpeg::JpegDecoder::new(jpeg);
+    let rgb = d.decode().unwrap();
+    let (w, h) = d.dimensions().unwrap();
+    let (mut inside, mut outside) = (0, 0);
+    for (i, px) in rgb.chunks(3).enumerate() {
+        let (x, y) = (i % w, i / w);
+        if px.iter().any(|&c| (i16::from(c) - 128).abs() > 24) {
+            if x < band_w && y >= h - band_h {
+                inside += 1;
+            } else {
+                outside += 1;
+            }
+        }
+    }
+    (inside, outside)
+}
+
+#[tokio::test]
+async fn an_overlay_is_drawn_on_the_stream_and_its_variants() {
+    use mjpeg_server::variant::{Clock, Overlay};
+    let srv = TestServer::start(&["cam"], ServerOptions::default()).await;
+    let hub = srv.hub("cam");
+    hub.set_overlay(Some(
+        Overlay::new("{stream} %Y-%m-%d %H:%M:%S", Clock::Utc).unwrap(),
+    ));
+    let frame = grey();
+    let plain = frame.jpeg().clone();
+    hub.publish(frame).unwrap();
+
+    // Plain viewers get the overlaid frame, at the source's size.
+    let (status, jpeg) = get(&srv, "/snapshot/cam").await;
+    assert_eq!((status, decode(&jpeg)), (200, (1280, 720)));
+    assert_ne!(jpeg, plain.to_vec());
+    // Text "cam 2026-11-30 12:34:56": 23 glyphs of 20×40 at this size.
+    let (inside, outside) = changed_pixels(&jpeg, 23 * 20 + 16, 40 + 16);
+    assert!(inside > 2000, "{inside} pixels of the overlay band changed");
+    assert_eq!(outside, 0, "pixels changed outside the overlay band");
+
+    // A variant is drawn on too, with text sized to it.
+    let mut viewer = RawClient::stream(srv.addr, "/stream/cam?width=320").await;
+    let part = viewer.part().await;
+    assert_eq!(decode(&part.jpeg), (320, 180));
+    let (inside, outside) = changed_pixels(&part.jpeg, 23 * 6 + 8, 10 + 8);
+    assert!(
+        inside > 100,
+        "{inside} pixels of the variant's overlay band changed"
+    );
+    assert_eq!(outside, 0);
+    let names: Vec<String> = hub.variants().into_iter().map(|v| v.variant).collect();
+    assert!(
+        names.contains(&"width=320&overlay".to_string()),
+        "{names:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_command_line_takes_an_overlay_and_refuses_a_bad_one() {
+    let srv = ServerProcess::start(&[
+        "--stream",
+        "cam=demo#overlay={stream} %H:%M:%S#overlay-time=local",
+    ]);
+    // The demo's first frame may take a moment.
+    let url = format!("http://{}/snapshot/cam", srv.addr);
+    let mut res = reqwest::get(&url).await.unwrap();
+    for _ in 0..50 {
+        if res.status() == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        res = reqwest::get(&url).await.unwrap();
+    }
+    assert_eq!(res.status(), 200);
+    assert_eq!(decode(&res.bytes().await.unwrap()), (640, 360));
+    let status: serde_json::Value = reqwest::get(format!("http://{}/status", srv.addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        status["streams"][0]["variants"][0]["variant"], "overlay",
+        "{status}"
+    );
+    drop(srv);
+
+    let out = logged_server(&["--stream", "cam=demo#overlay=café"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("printable ASCII"), "{err}");
+}

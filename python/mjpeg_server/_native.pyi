@@ -128,7 +128,14 @@ class Server:
     @property
     def streams(self) -> List[Stream]:
         """Every stream, in the order they were made."""
-    def stream(self, name: str, source: Optional[str] = None) -> Stream:
+    def stream(
+        self,
+        name: str,
+        source: Optional[str] = None,
+        *,
+        overlay: Optional[str] = None,
+        overlay_time: str = "utc",
+    ) -> Stream:
         """The stream ``name``, made if it does not exist.
 
         Without ``source`` it is a stream that Python publishes to. With
@@ -137,6 +144,13 @@ class Server:
         ``"watch:/run/cam.jpg"``, ``"relay:http://cam/video"``,
         ``"exec:rpicam-vid -t 0 --codec mjpeg -o -"``, ``"push"``,
         ``"chart"``, ``"demo"``, started with the server.
+
+        ``overlay`` draws a line of text on every frame (bottom-left): the
+        frame's time as ``"%Y-%m-%d %H:%M:%S"`` fields, in ``overlay_time``
+        ``"utc"`` or ``"local"``, and the stream's name as ``{stream}``; the
+        source's ``#overlay=TEXT`` does the same. Viewers may also ask for a
+        variant of any stream by URL: ``?width=320``, ``?height=180``,
+        ``?quality=60``.
 
         Raises:
             ValueError: a bad name or source (the message says why), a

@@ -21,6 +21,7 @@ use mjpeg_server::hub::Hub;
 use mjpeg_server::server::{ListenAddr, ServerError};
 use mjpeg_server::source::chart::{Chart, ChartOptions};
 use mjpeg_server::source::SourceSpec;
+use mjpeg_server::variant::{split_overlay, Clock, Overlay};
 use mjpeg_server::Streams;
 
 use crate::options::{describe, Args, Config};
@@ -334,14 +335,46 @@ impl Server {
     /// by `source` (the SOURCE syntax of `--stream`: `dir:PATH`,
     /// `watch:PATH`, `relay:URL`, `exec:COMMAND`, `push`, `chart`, …). An
     /// existing stream is returned as it is when no source is given.
-    #[pyo3(signature = (name, source = None))]
+    #[pyo3(signature = (name, source = None, *, overlay = None, overlay_time = "utc"))]
     fn stream(
         slf: &Bound<'_, Self>,
         name: &str,
         source: Option<&str>,
+        overlay: Option<&str>,
+        overlay_time: &str,
     ) -> PyResult<Py<crate::stream::Stream>> {
         let server = slf.get();
         let py = slf.py();
+        let bad = |e: String| PyValueError::new_err(format!("stream {name:?}: {e}"));
+        // `#overlay=` in the source, as on the command line, or overlay=.
+        let (source, mut drawn) = match source {
+            Some(s) => {
+                let (rest, o) = split_overlay(s).map_err(bad)?;
+                (Some(rest), o)
+            }
+            None => (None, None),
+        };
+        if let Some(text) = overlay {
+            let clock = match overlay_time {
+                "utc" => Clock::Utc,
+                "local" => Clock::Local,
+                other => {
+                    return Err(bad(format!(
+                        "overlay_time={other:?}: use \"utc\" or \"local\""
+                    )))
+                }
+            };
+            drawn = Some(Overlay::new(text, clock).map_err(bad)?);
+        }
+        let source = source.as_deref();
+        if source.is_none() {
+            if let Some(hub) = server.streams.get(name) {
+                if drawn.is_some() {
+                    hub.set_overlay(drawn);
+                }
+                return new_stream(py, slf.clone().unbind(), hub);
+            }
+        }
         let feed = match source {
             None => {
                 if let Some(hub) = server.streams.get(name) {
@@ -376,6 +409,7 @@ impl Server {
             }
         };
         let hub = server.add(name, feed)?;
+        hub.set_overlay(drawn);
         new_stream(py, slf.clone().unbind(), hub)
     }
 

@@ -13,6 +13,7 @@ use super::{ConfigError, FileConfig};
 use mjpeg_server::hub::check_name;
 use mjpeg_server::server::{ListenAddr, TrustedProxy};
 use mjpeg_server::source::SourceSpec;
+use mjpeg_server::variant::Overlay;
 
 #[derive(Debug)]
 pub(super) struct Origin(pub(super) String);
@@ -139,6 +140,7 @@ impl<'de> Deserialize<'de> for FileStream {
                 name: raw.name.into_inner().0,
                 source: raw.source.0,
                 source_text: raw.source.1,
+                overlay: raw.source.2,
             },
             span,
         ))
@@ -155,13 +157,13 @@ impl<'de> Deserialize<'de> for StreamName {
     }
 }
 
-struct SourceText(SourceSpec, String);
+struct SourceText(SourceSpec, String, Option<Overlay>);
 
 impl<'de> Deserialize<'de> for SourceText {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        let spec = s.parse().map_err(serde::de::Error::custom)?;
-        Ok(SourceText(spec, s))
+        let (spec, overlay) = super::flags::parse_source(&s).map_err(serde::de::Error::custom)?;
+        Ok(SourceText(spec, s, overlay))
     }
 }
 

@@ -13,6 +13,7 @@ use mjpeg_server::access::check_token;
 use mjpeg_server::hub::check_name;
 use mjpeg_server::server::{ListenAddr, TrustedProxy};
 use mjpeg_server::source::SourceSpec;
+use mjpeg_server::variant::Overlay;
 
 /// Serve live MJPEG streams over HTTP.
 ///
@@ -132,6 +133,8 @@ pub struct StreamArg {
     pub source: SourceSpec,
     /// The source as written (`watch:./x.png#poll=1`), options included.
     pub source_text: String,
+    /// Text drawn on every frame (`#overlay=TEXT`).
+    pub overlay: Option<Overlay>,
 }
 
 impl Serialize for StreamArg {
@@ -156,16 +159,24 @@ impl FromStr for StreamArg {
             return Err("expected NAME=SOURCE, e.g. cam=dir:./img".into());
         };
         check_name(name).map_err(|e| e.to_string())?;
-        let source_text = source;
-        let source = source
-            .parse()
-            .map_err(|e: mjpeg_server::source::SourceError| e.to_string())?;
+        let (spec, overlay) = parse_source(source)?;
         Ok(StreamArg {
             name: name.to_string(),
-            source,
-            source_text: source_text.to_string(),
+            source: spec,
+            source_text: source.to_string(),
+            overlay,
         })
     }
+}
+
+/// A SOURCE as written: the source, and the overlay its stream options
+/// (`#overlay=TEXT`, `#overlay-time=local`) ask for.
+pub(super) fn parse_source(text: &str) -> Result<(SourceSpec, Option<Overlay>), String> {
+    let (source, overlay) = mjpeg_server::variant::split_overlay(text)?;
+    let spec = source
+        .parse()
+        .map_err(|e: mjpeg_server::source::SourceError| e.to_string())?;
+    Ok((spec, overlay))
 }
 
 /// The most seconds any setting takes: beyond it a duration would not fit

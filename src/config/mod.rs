@@ -391,6 +391,7 @@ impl Settings {
                 name: "demo".into(),
                 source: SourceSpec::Demo,
                 source_text: "demo".into(),
+                overlay: None,
             });
         }
         Settings {

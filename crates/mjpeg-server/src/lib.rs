@@ -88,6 +88,7 @@
 #![warn(missing_docs)]
 
 pub mod access;
+mod canvas;
 pub mod convert;
 mod created;
 pub mod frame;

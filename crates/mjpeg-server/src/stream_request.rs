@@ -45,7 +45,7 @@ pub(crate) struct Params {
     /// ([`parse_layout`]).
     pub(crate) advance_headers: Option<String>,
     /// A variant's largest width, height and its JPEG quality
-    /// ([`parse_variant`]).
+    /// ([`variant_of`]).
     pub(crate) width: Option<String>,
     pub(crate) height: Option<String>,
     pub(crate) quality: Option<String>,
@@ -146,7 +146,7 @@ pub(crate) fn decide(
     let layout = parse_layout(asked.params, asked.sec_fetch_dest).map_err(Refusal::BadParameter)?;
     // A variant's viewers watch the variant's own hub: the viewer path
     // below is the same for both.
-    let hub = match parse_variant(asked.params).map_err(Refusal::BadParameter)? {
+    let hub = match variant_of(&hub, asked.params).map_err(Refusal::BadParameter)? {
         Some(spec) => hub.variant(spec, max_variants).map_err(Refusal::Variant)?,
         None => hub,
     };
@@ -186,14 +186,23 @@ pub(crate) fn action_index(action: &str, prefix: &str) -> Option<Option<usize>> 
     }
 }
 
-/// The variant that `?width=`, `?height=` and `?quality=` ask for, `None`
-/// without them, or why a value is no good.
-pub(crate) fn parse_variant(p: &Params) -> Result<Option<VariantSpec>, String> {
-    VariantSpec::from_query(
+/// The variant of `hub` that a viewer with query `p` watches: the one that
+/// `?width=`, `?height=` and `?quality=` ask for, drawn on if the stream
+/// has an overlay (then even without them); `None` for the source's own
+/// frames; or why a value is no good.
+pub(crate) fn variant_of(hub: &Hub, p: &Params) -> Result<Option<VariantSpec>, String> {
+    let asked = VariantSpec::from_query(
         p.width.as_deref(),
         p.height.as_deref(),
         p.quality.as_deref(),
-    )
+    )?;
+    Ok(match (asked, hub.overlay().is_some()) {
+        (asked, true) => Some(VariantSpec {
+            overlay: true,
+            ..asked.unwrap_or_default()
+        }),
+        (asked, false) => asked,
+    })
 }
 
 /// The per-viewer frame interval from `?fps=N`, or why `N` is no good.
@@ -409,7 +418,7 @@ mod tests {
             ("GET /?action=stream HTTP/1.1\r\n\r\n", "cam"),
             ("GET /?action=stream_1 HTTP/1.1\r\n\r\n", "yard"),
         ] {
-            let req = direct(&streams, &open, head.as_bytes()).expect(head);
+            let req = direct(&streams, &open, 8, head.as_bytes()).expect(head);
             assert_eq!(req.hub.name(), name, "{head}");
         }
     }
@@ -428,7 +437,7 @@ mod tests {
             "POST /stream HTTP/1.1\r\n\r\n",
             "GET /stream HTTP/1.1\r\nOrigin: http://a\r\n\r\n",
         ] {
-            assert!(direct(&streams, &open, head.as_bytes()).is_none(), "{head}");
+            assert!(direct(&streams, &open, 8, head.as_bytes()).is_none(), "{head}");
         }
     }
 

@@ -521,7 +521,7 @@ async fn snapshot_response(st: &AppState, creds: &Creds, hub: &Hub, p: &Params) 
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         res
     };
-    let variant = match stream_request::parse_variant(p) {
+    let variant = match stream_request::variant_of(hub, p) {
         Ok(v) => v,
         Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
     };

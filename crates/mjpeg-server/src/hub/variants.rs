@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{lock, Hub};
-use crate::variant::{make, VariantSpec};
+use crate::variant::{make, Overlay, VariantSpec};
 
 /// How long a variant nobody watches lives on: a viewer reconnecting, or
 /// the viewer whose request made it arriving, finds it still warm.
@@ -32,6 +32,8 @@ const TIMES_KEPT: usize = 256;
 #[derive(Default)]
 pub(super) struct Variants {
     live: HashMap<VariantSpec, Live>,
+    /// Drawn on every frame of the stream ([`Hub::set_overlay`]).
+    overlay: Option<Overlay>,
     /// When a frame of this stream last failed to become a variant.
     warned: Option<Instant>,
 }
@@ -120,6 +122,18 @@ impl Hub {
         Ok(hub)
     }
 
+    /// Draws `overlay` on every frame of this stream from now on (`None`:
+    /// nothing). Viewers of the stream then watch a variant of it: the
+    /// source's frames are never sent as they are.
+    pub fn set_overlay(&self, overlay: Option<Overlay>) {
+        lock(&self.inner.variants).overlay = overlay;
+    }
+
+    /// The overlay drawn on this stream's frames, if any.
+    pub fn overlay(&self) -> Option<Overlay> {
+        lock(&self.inner.variants).overlay.clone()
+    }
+
     /// The variants being made now, by their queries.
     pub fn variants(&self) -> Vec<VariantStats> {
         let variants = lock(&self.inner.variants);
@@ -197,8 +211,12 @@ async fn run(source: Hub, spec: VariantSpec, hub: Hub, counters: Arc<Mutex<Count
             _ = clients.changed() => continue,
         };
         let frame = published.frame().clone();
+        let text = match (spec.overlay, source.overlay()) {
+            (true, Some(overlay)) => Some(overlay.render(source.name(), published.published())),
+            _ => None,
+        };
         let started = Instant::now();
-        let made = tokio::task::spawn_blocking(move || make(&frame, &spec)).await;
+        let made = tokio::task::spawn_blocking(move || make(&frame, &spec, text.as_deref())).await;
         match made {
             Ok(Ok(variant)) => {
                 let us = started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;

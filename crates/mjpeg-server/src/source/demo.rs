@@ -12,11 +12,11 @@ use embedded_graphics::pixelcolor::Rgb888;
 use embedded_graphics::prelude::*;
 use embedded_graphics::primitives::{Circle, Line, PrimitiveStyle};
 use embedded_graphics::text::{Alignment, Text};
-use std::convert::Infallible;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
+use crate::canvas::{Canvas, Scaled};
 use crate::frame::{encode_jpeg, Chroma, Frame, FrameError, Pixels};
 use crate::hub::Hub;
 
@@ -72,86 +72,16 @@ pub async fn run(interval: Duration, hub: Hub, shutdown: CancellationToken) {
     }
 }
 
-/// An RGB pixel buffer that embedded-graphics can draw on.
-struct Canvas {
-    rgb: Vec<u8>,
-}
-
-impl Canvas {
-    fn new() -> Canvas {
-        Canvas {
-            rgb: vec![0; (WIDTH * HEIGHT * 3) as usize],
-        }
-    }
-
-    fn set(&mut self, x: i32, y: i32, c: Rgb888) {
-        if x >= 0 && y >= 0 && (x as u32) < WIDTH && (y as u32) < HEIGHT {
-            let i = (y as usize * WIDTH as usize + x as usize) * 3;
-            self.rgb[i..i + 3].copy_from_slice(&[c.r(), c.g(), c.b()]);
-        }
-    }
-}
-
-impl OriginDimensions for Canvas {
-    fn size(&self) -> Size {
-        Size::new(WIDTH, HEIGHT)
-    }
-}
-
-impl DrawTarget for Canvas {
-    type Color = Rgb888;
-    type Error = Infallible;
-
-    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(
-        &mut self,
-        pixels: I,
-    ) -> Result<(), Infallible> {
-        for Pixel(p, c) in pixels {
-            self.set(p.x, p.y, c);
-        }
-        Ok(())
-    }
-}
-
-/// Draws on a canvas with every pixel blown up to `scale`×`scale`: the
-/// built-in bitmap fonts are small, and the clock should be readable across
-/// a room.
-struct Scaled<'a> {
-    canvas: &'a mut Canvas,
-    scale: i32,
-}
-
-impl OriginDimensions for Scaled<'_> {
-    fn size(&self) -> Size {
-        Size::new(WIDTH / self.scale as u32, HEIGHT / self.scale as u32)
-    }
-}
-
-impl DrawTarget for Scaled<'_> {
-    type Color = Rgb888;
-    type Error = Infallible;
-
-    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(
-        &mut self,
-        pixels: I,
-    ) -> Result<(), Infallible> {
-        for Pixel(p, c) in pixels {
-            for dy in 0..self.scale {
-                for dx in 0..self.scale {
-                    self.canvas
-                        .set(p.x * self.scale + dx, p.y * self.scale + dy, c);
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Draws demo frame `n` for wall-clock time `now` and encodes it as JPEG.
 pub fn render(n: u64, now: SystemTime) -> Result<Vec<u8>, FrameError> {
     let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let t = since_epoch.as_secs_f64();
-    let mut canvas = Canvas::new();
+    let mut rgb = vec![0; (WIDTH * HEIGHT * 3) as usize];
+    let mut canvas = Canvas {
+        rgb: &mut rgb,
+        width: WIDTH,
+        height: HEIGHT,
+    };
 
     // Background: a vertical gradient whose hue drifts with time.
     let phase = (t / 20.0).fract();
@@ -220,7 +150,7 @@ pub fn render(n: u64, now: SystemTime) -> Result<Vec<u8>, FrameError> {
     .draw(&mut canvas);
 
     encode_jpeg(
-        &canvas.rgb,
+        &rgb,
         WIDTH as u16,
         HEIGHT as u16,
         Pixels::Rgb,

@@ -18,17 +18,25 @@ pub struct Steps {
     pub encode: Duration,
 }
 
-/// The variant `spec` of `frame`; the frame itself when the variant is
-/// the same picture (same size, no quality asked).
-pub fn make(frame: &Frame, spec: &VariantSpec) -> Result<Frame, FrameError> {
-    make_timed(frame, spec).map(|(frame, _)| frame)
+/// The variant `spec` of `frame`, with `overlay` (the overlay's text as
+/// drawn on this frame) drawn on it if the spec asks for the overlay; the
+/// frame itself when the variant is the same picture (same size, no
+/// quality asked, nothing drawn).
+pub fn make(frame: &Frame, spec: &VariantSpec, overlay: Option<&str>) -> Result<Frame, FrameError> {
+    make_timed(frame, spec, overlay).map(|(frame, _)| frame)
 }
 
-/// [`make`], and how long each step took.
-pub fn make_timed(frame: &Frame, spec: &VariantSpec) -> Result<(Frame, Steps), FrameError> {
+/// [`make`], and how long each step took (drawing the overlay counts as
+/// resizing).
+pub fn make_timed(
+    frame: &Frame,
+    spec: &VariantSpec,
+    overlay: Option<&str>,
+) -> Result<(Frame, Steps), FrameError> {
     let (sw, sh) = (u32::from(frame.width()), u32::from(frame.height()));
     let (tw, th) = spec.fit(sw, sh);
-    if (tw, th) == (sw, sh) && spec.quality.is_none() {
+    let overlay = overlay.filter(|_| spec.overlay);
+    if (tw, th) == (sw, sh) && spec.quality.is_none() && overlay.is_none() {
         return Ok((frame.clone(), Steps::default()));
     }
     let started = Instant::now();
@@ -41,7 +49,7 @@ pub fn make_timed(frame: &Frame, spec: &VariantSpec) -> Result<(Frame, Steps), F
         .unwrap_or(1);
     let decoded = decode(frame, denom)?;
     let decoded_at = Instant::now();
-    let pixels = if (decoded.width as u32, decoded.height as u32) == (tw, th) {
+    let mut pixels = if (decoded.width as u32, decoded.height as u32) == (tw, th) {
         decoded.data
     } else {
         resize(
@@ -52,6 +60,10 @@ pub fn make_timed(frame: &Frame, spec: &VariantSpec) -> Result<(Frame, Steps), F
             th,
         )?
     };
+    // Drawn after resizing, so that the text is sized to the variant.
+    if let Some(text) = overlay {
+        super::Overlay::draw(&mut pixels, tw, th, text);
+    }
     let resized_at = Instant::now();
     // Both sides are at most the source's, which fit in u16.
     let variant = Frame::from_pixels(
@@ -125,6 +137,7 @@ mod tests {
             width,
             height,
             quality,
+            overlay: false,
         }
     }
 
@@ -139,7 +152,7 @@ mod tests {
             (spec(Some(1000), None, None), (1000, 563)),
             (spec(None, None, Some(40)), (1280, 720)),
         ] {
-            let v = make(&src, &s).unwrap();
+            let v = make(&src, &s, None).unwrap();
             assert_eq!((v.width(), v.height()), want, "{s}");
             // A real JPEG of that size, as a decoder other than ours reads it.
             let mut d = zune_jpeg::JpegDecoder::new(v.jpeg().as_ref());
@@ -158,11 +171,26 @@ mod tests {
             spec(Some(1280), None, None),
             spec(Some(4000), Some(4000), None),
         ] {
-            let v = make(&src, &s).unwrap();
+            let v = make(&src, &s, None).unwrap();
             assert_eq!(v.jpeg(), src.jpeg(), "{s}");
         }
         // A quality asked for is a re-encode even at the same size.
-        let v = make(&src, &spec(None, None, Some(30))).unwrap();
+        let v = make(&src, &spec(None, None, Some(30)), None).unwrap();
         assert!(v.len() < src.len());
+    }
+
+    #[test]
+    fn an_overlay_is_drawn_on_the_source_size_too() {
+        let src = source();
+        let plain = spec(None, None, None);
+        let drawn = VariantSpec {
+            overlay: true,
+            ..plain
+        };
+        // Without the overlay in the spec, the text is not drawn.
+        assert_eq!(make(&src, &plain, Some("x")).unwrap().jpeg(), src.jpeg());
+        let v = make(&src, &drawn, Some("12:00:00")).unwrap();
+        assert_eq!((v.width(), v.height()), (1280, 720));
+        assert_ne!(v.jpeg(), src.jpeg());
     }
 }

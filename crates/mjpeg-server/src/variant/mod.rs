@@ -10,6 +10,11 @@
 //! to the exact size, and one encode. A variant equal to the source (the
 //! same size, no quality asked) is the source's frame itself.
 //!
+//! A stream may have an [`Overlay`] (`#overlay=TEXT`): a line of text, the
+//! time for one, drawn on every frame. Its frames are derived frames like
+//! variants: plain viewers of such a stream watch the variant that is the
+//! source's size with the overlay, and sized variants are drawn on too.
+//!
 //! Which variants exist, their workers and their counters live with the
 //! stream's hub ([`crate::hub::Hub::variant`]): a variant is made only
 //! while someone watches it.
@@ -17,8 +22,10 @@
 use std::fmt;
 
 mod make;
+mod overlay;
 
 pub use make::{make, make_timed, Steps};
+pub use overlay::{split_overlay, Clock, Overlay, MAX_OVERLAY};
 
 /// The largest width or height a URL may ask for.
 pub const MAX_SIDE: u32 = 16_384;
@@ -34,6 +41,8 @@ pub struct VariantSpec {
     /// JPEG quality, 1–100; without it a resized variant is encoded at
     /// [`DEFAULT_QUALITY`].
     pub quality: Option<u8>,
+    /// Drawn on: the stream's [`Overlay`].
+    pub overlay: bool,
 }
 
 /// Quality of a resized variant when the URL names none.
@@ -58,6 +67,7 @@ impl VariantSpec {
             .transpose()
         };
         let spec = VariantSpec {
+            overlay: false,
             width: side("width", width)?,
             height: side("height", height)?,
             quality: quality
@@ -103,6 +113,9 @@ impl fmt::Display for VariantSpec {
                 sep = "&";
             }
         }
+        if self.overlay {
+            write!(f, "{sep}overlay")?;
+        }
         Ok(())
     }
 }
@@ -115,7 +128,7 @@ mod tests {
         VariantSpec {
             width: w,
             height: h,
-            quality: None,
+            ..VariantSpec::default()
         }
     }
 
