@@ -29,6 +29,7 @@ const PYTHON_NAMES: mjpeg_server::OptionNames = mjpeg_server::OptionNames {
     push_stream: "server.stream(\"NAME\", source=\"push\")",
     chart_stream: "server.chart(\"NAME\")",
     listen: "another listen= address (port 0 picks a free one)",
+    allow_origin: "allow_origin=[\"ORIGIN\"] in Server",
 };
 
 #[pymodule]

@@ -237,6 +237,7 @@ pub const OPTION_NAMES: OptionNames = OptionNames {
     push_stream: "--stream NAME=push",
     chart_stream: "--stream NAME=chart",
     listen: "another with --listen",
+    allow_origin: "--allow-origin ORIGIN",
 };
 
 /// The library's default server options: the command line's defaults are

@@ -32,6 +32,9 @@ pub struct OptionNames {
     pub chart_stream: &'static str,
     /// What picks the address to listen on.
     pub listen: &'static str,
+    /// What lets pages of another origin (`ORIGIN`) use the server's
+    /// WebSocket ([`HttpOptions::allow_origins`](crate::http::HttpOptions::allow_origins)).
+    pub allow_origin: &'static str,
 }
 
 impl OptionNames {
@@ -44,6 +47,7 @@ impl OptionNames {
         push_stream: "a hub that accepts pushes (Hub::set_accepts_push) named NAME",
         chart_stream: "SourceSpec::Chart for NAME",
         listen: "another address",
+        allow_origin: "ORIGIN in allow_origins of HttpOptions",
     };
 }
 
