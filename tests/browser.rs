@@ -1318,7 +1318,6 @@ impl Bidi {
     }
 }
 
-
 #[test]
 fn base64_decodes() {
     assert_eq!(base64_decode("aGVsbG8="), b"hello");

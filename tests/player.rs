@@ -74,7 +74,10 @@ async fn load_player(cdp: &mut Cdp, addr: SocketAddr) {
             "import('http://{addr}/player.js').then(() => !!customElements.get('mjpeg-stream'))"
         ))
         .await;
-    assert_eq!(loaded, true, "the player module did not define <mjpeg-stream>");
+    assert_eq!(
+        loaded, true,
+        "the player module did not define <mjpeg-stream>"
+    );
 }
 
 /// Replaces the page's body with `html`.
@@ -155,17 +158,25 @@ async fn run_twenty_four() {
         .collect();
     set_body(&mut cdp, &tiles).await;
     let started = Instant::now();
-    let shown = until_players(&mut cdp, Duration::from_secs(3), "all 24 players showing new frames", |ps| {
-        ps.len() == 24
-            && ps
-                .iter()
-                .all(|p| p["frames"].as_u64() >= Some(2) && p["transport"] == "websocket")
-    })
+    let shown = until_players(
+        &mut cdp,
+        Duration::from_secs(3),
+        "all 24 players showing new frames",
+        |ps| {
+            ps.len() == 24
+                && ps
+                    .iter()
+                    .all(|p| p["frames"].as_u64() >= Some(2) && p["transport"] == "websocket")
+        },
+    )
     .await;
     eprintln!(
         "24 players showed new frames within {:.1?}: {:?}",
         started.elapsed(),
-        shown.iter().map(|p| p["frames"].as_u64().unwrap()).collect::<Vec<_>>()
+        shown
+            .iter()
+            .map(|p| p["frames"].as_u64().unwrap())
+            .collect::<Vec<_>>()
     );
     // One viewer per stream, all over one connection.
     let mut peers = std::collections::BTreeSet::new();
@@ -174,7 +185,11 @@ async fn run_twenty_four() {
         assert_eq!(stats.clients, 1, "{}: {stats:?}", hub.name());
         peers.insert(stats.viewers[0].addr);
     }
-    assert_eq!(peers.len(), 1, "the players used several connections: {peers:?}");
+    assert_eq!(
+        peers.len(),
+        1,
+        "the players used several connections: {peers:?}"
+    );
 
     // The control: the same page with 24 plain <img>s. Chromium opens six
     // connections to the server; the other eighteen wait for one of them
@@ -215,7 +230,10 @@ impl Process {
             .unwrap();
         let deadline = Instant::now() + STEP;
         while tokio::net::TcpStream::connect(listen).await.is_err() {
-            assert!(Instant::now() < deadline, "the server did not listen on {listen}");
+            assert!(
+                Instant::now() < deadline,
+                "the server did not listen on {listen}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Process(child)
@@ -240,9 +258,12 @@ async fn run_restart() {
     let server = Process::start(&listen).await;
     // The index page: a dashboard of one player.
     let (chromium, mut cdp) = page(&format!("http://{listen}/")).await;
-    until_players(&mut cdp, Duration::from_secs(5), "the player showing frames", |ps| {
-        ps[0]["frames"].as_u64() >= Some(2)
-    })
+    until_players(
+        &mut cdp,
+        Duration::from_secs(5),
+        "the player showing frames",
+        |ps| ps[0]["frames"].as_u64() >= Some(2),
+    )
     .await;
 
     drop(server);
@@ -251,9 +272,12 @@ async fn run_restart() {
     let before = players(&mut cdp).await[0]["frames"].as_u64().unwrap();
     let _server = Process::start(&listen).await;
     let restarted = Instant::now();
-    let after = until_players(&mut cdp, Duration::from_secs(5), "new frames after the restart", |ps| {
-        ps[0]["frames"].as_u64().unwrap() >= before + 2
-    })
+    let after = until_players(
+        &mut cdp,
+        Duration::from_secs(5),
+        "new frames after the restart",
+        |ps| ps[0]["frames"].as_u64().unwrap() >= before + 2,
+    )
     .await;
     eprintln!(
         "the player showed new frames {:.1?} after the restart: {after:?}",
@@ -261,7 +285,8 @@ async fn run_restart() {
     );
     // The same document: no reload happened.
     assert_eq!(
-        cdp.eval("document.querySelectorAll('mjpeg-stream').length").await,
+        cdp.eval("document.querySelectorAll('mjpeg-stream').length")
+            .await,
         1
     );
     drop(chromium);
@@ -305,7 +330,8 @@ async fn run_visibility() {
     until_clients(&top, 1, Duration::from_secs(2)).await;
 
     // Removed, it stops too.
-    cdp.eval("document.getElementById('top').remove(); true").await;
+    cdp.eval("document.getElementById('top').remove(); true")
+        .await;
     until_clients(&top, 0, Duration::from_secs(2)).await;
     let noise = page_noise(&cdp);
     assert!(noise.is_empty(), "the page logged or threw: {noise:?}");
@@ -346,16 +372,20 @@ async fn run_other_origin() {
         ),
     )
     .await;
-    let ps = until_players(&mut cdp, Duration::from_secs(5), "both players playing", |ps| {
-        ps[0]["transport"] == "websocket"
-            && ps[0]["frames"].as_u64() >= Some(2)
-            && ps[1]["transport"] == "img"
-            && ps[1]["frames"].as_u64() >= Some(1)
-    })
+    let ps = until_players(
+        &mut cdp,
+        Duration::from_secs(5),
+        "both players playing",
+        |ps| {
+            ps[0]["transport"] == "websocket"
+                && ps[0]["frames"].as_u64() >= Some(2)
+                && ps[1]["transport"] == "img"
+                && ps[1]["frames"].as_u64() >= Some(1)
+        },
+    )
     .await;
     eprintln!("other origin: {ps:?}");
     until_clients(&open.hub("cam"), 1, Duration::from_secs(2)).await;
     until_clients(&closed.hub("cam"), 1, Duration::from_secs(2)).await;
     drop(chromium);
 }
-

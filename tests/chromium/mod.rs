@@ -25,7 +25,6 @@ pub const OVERALL: Duration = Duration::from_secs(60);
 /// Bound on any single step (one CDP command, one HTTP request, startup).
 pub const STEP: Duration = Duration::from_secs(15);
 
-
 /// Whether Chromium is here to run a browser test; without it the test is
 /// skipped on a developer machine and fails under CI.
 pub fn chromium_or_skip(what: &str) -> bool {

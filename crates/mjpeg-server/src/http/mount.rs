@@ -6,9 +6,7 @@ use axum::http::HeaderMap;
 use axum::routing::{get, MethodRouter};
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    push, snapshot_response, stream_response, ws, AppState, Creds, HttpOptions, Viewing,
-};
+use super::{push, snapshot_response, stream_response, ws, AppState, Creds, HttpOptions, Viewing};
 use crate::hub::{Hub, Streams};
 use crate::stream_request::{Params, Which};
 

@@ -643,26 +643,26 @@ impl Handler {
         // In a block, so that the connection, and the service with its
         // `hold`, are gone before the wait for a WebSocket below.
         let result = {
-        let conn = builder.serve_connection_with_upgrades(io, service);
-        tokio::pin!(conn);
-        let watch = activity.expired(self.opts.header_timeout, self.opts.write_timeout);
-        tokio::select! {
-            r = conn.as_mut() => r,
-            _ = self.shutdown.cancelled() => {
-                conn.as_mut().graceful_shutdown();
-                conn.await
+            let conn = builder.serve_connection_with_upgrades(io, service);
+            tokio::pin!(conn);
+            let watch = activity.expired(self.opts.header_timeout, self.opts.write_timeout);
+            tokio::select! {
+                r = conn.as_mut() => r,
+                _ = self.shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+                // Dropping the connection closes it, whatever its streams wait
+                // for: a client that sends nothing, or reads nothing, gets no
+                // graceful end.
+                why = watch => {
+                    tracing::debug!(?peer, "closed: {}", match why {
+                        Expired::Idle => "no request within the header timeout",
+                        Expired::Stalled => "a response not read within the write timeout",
+                    });
+                    Ok(())
+                }
             }
-            // Dropping the connection closes it, whatever its streams wait
-            // for: a client that sends nothing, or reads nothing, gets no
-            // graceful end.
-            why = watch => {
-                tracing::debug!(?peer, "closed: {}", match why {
-                    Expired::Idle => "no request within the header timeout",
-                    Expired::Stalled => "a response not read within the write timeout",
-                });
-                Ok(())
-            }
-        }
         };
         if let Err(e) = result {
             tracing::debug!(?peer, "connection ended: {e}");

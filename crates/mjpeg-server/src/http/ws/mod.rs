@@ -2,22 +2,56 @@
 //!
 //! A browser opens at most six HTTP/1.1 connections to a server, and each
 //! `<img>` of a stream holds one for as long as it plays: a seventh stream
-//! on the page waits forever. The player (`/player.js`) instead asks for
-//! every stream of the page over one WebSocket ([`protocol`] has the
-//! messages), so a dashboard of twenty-four cameras needs one connection.
+//! on the page waits forever. The player (`/player.js`, see
+//! [`player_js`](super::player_js)) instead asks for every stream of the
+//! page over one WebSocket, so a dashboard of twenty-four cameras needs one
+//! connection.
+//!
+//! ## Protocol
+//!
+//! The page sends JSON text messages:
+//!
+//! ```text
+//! {"op":"subscribe","stream":"NAME","fps":N}    fps optional; no stream: the first
+//! {"op":"unsubscribe","stream":"NAME"}
+//! ```
+//!
+//! The server answers each subscribe with a text message,
+//! `{"op":"subscribed","stream":NAME,"name":NAME,"id":ID}` or
+//! `{"op":"error","stream":NAME,"status":CODE,"reason":TEXT}` (the status
+//! and text a stream request would get: 400, 401, 403, 404, 503), and sends
+//! every frame as one binary message, a 20-byte header and the JPEG:
+//!
+//! | bytes | field |
+//! | --- | --- |
+//! | 0..4 | the stream's `id` from `subscribed`, big-endian `u32` |
+//! | 4..12 | the frame's sequence number, big-endian `u64` |
+//! | 12..20 | when it was published, µs since the Unix epoch, big-endian `u64` |
+//! | 20.. | the JPEG |
+//!
+//! The id is the stream's own, the same on every socket, so the message is
+//! built once per frame and shared by every socket.
+//!
+//! ## Rules
 //!
 //! Each subscription is a viewer like any other: the same access rules
-//! ([`stream_request::decide`](crate::stream_request::decide) with the
-//! socket's credentials, `Authorization` or `?token=` of the upgrade
-//! request), the same per-stream limit, and a line in `/status`. And the
+//! as a stream request, with the socket's credentials (`Authorization` or
+//! `?token=` of the upgrade request; wrong ones are refused with `401` at
+//! the upgrade), the same per-stream limit, and a line in `/status`. And the
 //! same newest-only rule: a socket takes a frame only once the previous one
 //! has been written, so a slow page skips frames and nothing queues.
 //!
-//! A socket that breaks the rules is closed with a code and a reason
-//! ([`protocol::Violation`]): text that is not a request, binary messages,
-//! messages over [`MAX_MESSAGE`] bytes, more than [`MAX_SUBSCRIPTIONS`]
+//! Browsers open WebSockets from pages of any origin, with the user's
+//! stored credentials, so a page of another origin is let in only if
+//! [`HttpOptions::allow_origins`](super::HttpOptions::allow_origins) lists
+//! it, or if it presents a `?token=` of its own; others get `403`.
+//!
+//! A socket that breaks the rules is closed with a code and a reason: 1008
+//! (policy) for text that is not a request, more than [`MAX_SUBSCRIPTIONS`]
 //! streams, more than [`MAX_MESSAGES_PER_SECOND`] messages, or a socket
-//! that takes nothing for [`SEND_STALL`].
+//! that takes nothing for [`SEND_STALL`]; 1003 for binary messages; 1009
+//! for messages over [`MAX_MESSAGE`] bytes. At shutdown every socket is
+//! closed with 1001 (going away).
 
 mod protocol;
 mod subscriptions;

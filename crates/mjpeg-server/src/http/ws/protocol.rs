@@ -1,27 +1,5 @@
-//! The messages of `/ws`, both ways, and why a socket is closed.
-//!
-//! The page sends JSON text messages:
-//!
-//! ```text
-//! {"op":"subscribe","stream":"NAME","fps":N}    fps optional
-//! {"op":"unsubscribe","stream":"NAME"}
-//! ```
-//!
-//! The server answers each subscribe with a text message, `{"op":
-//! "subscribed","stream":NAME,"id":ID}` or `{"op":"error","stream":NAME,
-//! "status":CODE,"reason":TEXT}` (the HTTP status a stream request would
-//! get: 400, 401, 403, 404, 503), and sends every frame as one binary
-//! message: a [`HEADER_LEN`]-byte header, then the JPEG.
-//!
-//! | bytes | field |
-//! | --- | --- |
-//! | 0..4 | the stream's `id` from `subscribed`, big-endian `u32` |
-//! | 4..12 | the frame's sequence number, big-endian `u64` |
-//! | 12..20 | when it was published, µs since the Unix epoch, big-endian `u64` |
-//! | 20.. | the JPEG |
-//!
-//! The id is the hub's own, the same on every socket, so one message per
-//! frame serves them all ([`crate::hub::Published`] keeps it).
+//! The messages of `/ws`, both ways (the table is in [`super`]), and why a
+//! socket is closed.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
