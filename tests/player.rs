@@ -12,6 +12,9 @@
 //! - On a page of another origin, a player plays over the WebSocket when
 //!   the server allows that origin, and falls back to an `<img>` when it
 //!   does not.
+//! - A player of a 1280×720 stream at 30 fps for ten seconds leaves
+//!   Chromium's memory where it was: decoded frames are freed as they are
+//!   replaced, and nothing queues.
 //!
 //! The Chromium harness is `tests/chromium/`; the tests run one at a time.
 
@@ -387,5 +390,112 @@ async fn run_other_origin() {
     eprintln!("other origin: {ps:?}");
     until_clients(&open.hub("cam"), 1, Duration::from_secs(2)).await;
     until_clients(&closed.hub("cam"), 1, Duration::from_secs(2)).await;
+    drop(chromium);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_does_not_grow_the_browsers_memory() {
+    if chromium_or_skip("memory") {
+        bounded("memory", run_memory()).await;
+    }
+}
+
+/// Resident memory of every process in the process group `group`, in
+/// bytes (Chromium's browser, renderer and helper processes).
+fn group_rss(group: u32) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let path = entry.path();
+        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
+            continue;
+        };
+        // After the command's closing parenthesis: state, ppid, pgrp.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        if rest.split_whitespace().nth(2) != Some(&group.to_string()) {
+            continue;
+        }
+        let status = std::fs::read_to_string(path.join("status")).unwrap_or_default();
+        if let Some(kb) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            total += kb * 1024;
+        }
+    }
+    total
+}
+
+/// The page's JavaScript heap after a full collection, and the browser's
+/// resident memory then.
+async fn memory(cdp: &mut Cdp, chromium: &Chromium) -> (u64, u64) {
+    cdp.call("HeapProfiler.collectGarbage", serde_json::json!({}))
+        .await;
+    let heap = cdp
+        .call("Runtime.getHeapUsage", serde_json::json!({}))
+        .await;
+    let used = heap["usedSize"].as_f64().unwrap() as u64;
+    (used, group_rss(chromium.pid()))
+}
+
+async fn run_memory() {
+    let server = TestServer::start(&["hd"], ServerOptions::default()).await;
+    let hub = server.hub("hd");
+    let stop = server.token.clone();
+    let base = corpus("jpeg_200k.jpg");
+    tokio::spawn(async move {
+        for n in 0u64.. {
+            let _ = hub.publish_jpeg(tagged(&base, &format!("f{n}")));
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(33)) => {}
+            }
+        }
+    });
+    let (chromium, mut cdp) = page(&server.url("/")).await;
+    load_player(&mut cdp, server.addr).await;
+    set_body(
+        &mut cdp,
+        r#"<mjpeg-stream src="/stream/hd" style="width:640px"></mjpeg-stream>"#,
+    )
+    .await;
+    // Warm up: the first frames allocate the canvas and the decoder.
+    until_players(
+        &mut cdp,
+        Duration::from_secs(5),
+        "the player playing",
+        |ps| ps[0]["frames"].as_u64() >= Some(30),
+    )
+    .await;
+    let (heap0, rss0) = memory(&mut cdp, &chromium).await;
+    let frames0 = players(&mut cdp).await[0]["frames"].as_u64().unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (heap1, rss1) = memory(&mut cdp, &chromium).await;
+    let frames1 = players(&mut cdp).await[0]["frames"].as_u64().unwrap();
+    let shown = frames1 - frames0;
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    eprintln!(
+        "{shown} frames of 1280×720 (196 kB JPEG, 3.5 MiB decoded) shown in 10 s: \
+         JS heap {:.1} -> {:.1} MiB, Chromium RSS {:.1} -> {:.1} MiB",
+        mib(heap0),
+        mib(heap1),
+        mib(rss0),
+        mib(rss1)
+    );
+    // Enough frames went through that keeping any of them would show:
+    // a hundred decoded frames are 350 MiB, their JPEGs 19 MiB.
+    assert!(shown >= 100, "only {shown} frames shown in 10 s");
+    assert!(
+        heap1 < heap0 + (2 << 20),
+        "the JS heap grew from {heap0} to {heap1} bytes"
+    );
+    assert!(
+        rss1 < rss0 + (64 << 20),
+        "Chromium's memory grew from {:.1} to {:.1} MiB over {shown} frames",
+        mib(rss0),
+        mib(rss1)
+    );
     drop(chromium);
 }

@@ -151,6 +151,12 @@ impl Chromium {
         chromium
     }
 
+    /// The browser's process id, which is also the id of the process group
+    /// of every process it started (renderers, helpers).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The last lines Chromium wrote, without its D-Bus complaints (there
     /// is no system bus in a container).
     pub fn stderr_tail(&self) -> String {

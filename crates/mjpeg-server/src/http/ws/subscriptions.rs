@@ -72,21 +72,23 @@ impl Subscriptions {
             return std::future::pending().await;
         }
         let n = self.subs.len();
-        let start = self.turn % n;
-        let (first, second) = self.subs.split_at_mut(start);
-        let waits = second
-            .iter_mut()
-            .chain(first.iter_mut())
-            .map(|s| Box::pin(s.due()));
-        let ((), i, _) = select_all(waits).await;
-        let at = (start + i) % n;
-        self.turn = at + 1;
+        let (at, p) = loop {
+            let start = self.turn % n;
+            let (first, second) = self.subs.split_at_mut(start);
+            let waits = second
+                .iter_mut()
+                .chain(first.iter_mut())
+                .map(|s| Box::pin(s.due()));
+            let ((), i, _) = select_all(waits).await;
+            let at = (start + i) % n;
+            self.turn = at + 1;
+            // The wait that won saw a frame, and nothing took it since; but
+            // should it be gone, this waits again rather than fail.
+            if let Some(p) = self.subs[at].sub.take_unseen() {
+                break (at, p);
+            }
+        };
         let s = &mut self.subs[at];
-        // The wait that won saw a frame; nothing else took it since.
-        let p = s
-            .sub
-            .take_unseen()
-            .expect("a due subscription has an unseen frame");
         let now = Instant::now();
         s.last_sent = Some(now);
         s.sub.record().took(p.seq(), now.into_std());
