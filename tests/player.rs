@@ -499,3 +499,117 @@ async fn run_memory() {
     );
     drop(chromium);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement that takes about 15 s; run it by name"]
+async fn player_latency_against_img() {
+    if chromium_or_skip("player latency") {
+        bounded("player latency", run_latency()).await;
+    }
+}
+
+/// A 160×120 JPEG, all red or all blue.
+fn red_or_blue(red: bool) -> Vec<u8> {
+    let rgb: [u8; 3] = if red { [230, 20, 20] } else { [20, 20, 230] };
+    let pixels: Vec<u8> = rgb.iter().copied().cycle().take(160 * 120 * 3).collect();
+    mjpeg_server::frame::encode_jpeg(&pixels, 160, 120, mjpeg_server::frame::Pixels::Rgb, 90)
+        .unwrap()
+}
+
+/// Publish-to-display latency of a player and of an `<img>` (advanced
+/// headers) of the same stream, side by side on one page: frames
+/// alternate red and blue every second, and the page looks at the centre
+/// pixel of both every 4 ms, logging each change by the wall clock, which
+/// the server's publication time is read by too.
+async fn run_latency() {
+    const FRAMES: usize = 12;
+    let server = TestServer::start(&["s"], ServerOptions::default()).await;
+    let hub = server.hub("s");
+    hub.publish_jpeg(red_or_blue(false)).unwrap();
+    let (chromium, mut cdp) = page(&server.url("/")).await;
+    load_player(&mut cdp, server.addr).await;
+    set_body(
+        &mut cdp,
+        &format!(
+            r#"<img src="/stream/s" style="{TILE}"><mjpeg-stream src="/stream/s" style="{TILE}"></mjpeg-stream>"#
+        ),
+    )
+    .await;
+    until_players(
+        &mut cdp,
+        Duration::from_secs(5),
+        "the player playing",
+        |ps| ps[0]["frames"].as_u64() >= Some(1),
+    )
+    .await;
+    cdp.eval(
+        r#"(() => {
+            window.changes = [[], []];
+            const last = [null, null];
+            const c = document.createElement('canvas');
+            c.width = c.height = 1;
+            const x = c.getContext('2d', { willReadFrequently: true });
+            const look = () => {
+                const now = performance.timeOrigin + performance.now();
+                const els = [document.querySelector('img'), document.querySelector('mjpeg-stream canvas')];
+                els.forEach((el, i) => {
+                    const w = el && (el.naturalWidth || el.width), h = el && (el.naturalHeight || el.height);
+                    if (!w) return;
+                    x.clearRect(0, 0, 1, 1);
+                    x.drawImage(el, w / 2, h / 2, 1, 1, 0, 0, 1, 1);
+                    const d = x.getImageData(0, 0, 1, 1).data;
+                    const k = d[0] > d[2] ? 'red' : 'blue';
+                    if (k !== last[i]) { last[i] = k; changes[i].push([now, k]); }
+                });
+                setTimeout(look, 4);
+            };
+            look();
+            return true;
+        })()"#,
+    )
+    .await;
+    let mut published = Vec::new();
+    for i in 0..FRAMES {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let red = i % 2 == 0;
+        hub.publish_jpeg(red_or_blue(red)).unwrap();
+        let at = hub.latest().unwrap().published();
+        let ms = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+            * 1000.0;
+        published.push((if red { "red" } else { "blue" }, ms));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let changes = cdp.eval("changes").await;
+    for (i, label) in ["<img> (advanced headers)", "<mjpeg-stream> (WebSocket)"]
+        .iter()
+        .enumerate()
+    {
+        let log: Vec<(f64, String)> = changes[i]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c[0].as_f64().unwrap(), c[1].as_str().unwrap().to_string()))
+            .collect();
+        let mut lat: Vec<f64> = published
+            .iter()
+            .filter_map(|&(colour, at)| {
+                log.iter()
+                    .find(|(t, c)| *t >= at && c == colour)
+                    .map(|(t, _)| t - at)
+            })
+            .collect();
+        lat.sort_by(f64::total_cmp);
+        eprintln!(
+            "Chromium {label}: {} of {FRAMES} frames shown, publish to display median {:.0} ms, min {:.0} ms, max {:.0} ms",
+            lat.len(),
+            lat.get(lat.len() / 2).copied().unwrap_or(f64::NAN),
+            lat.first().copied().unwrap_or(f64::NAN),
+            lat.last().copied().unwrap_or(f64::NAN),
+        );
+        assert_eq!(lat.len(), FRAMES, "{label} missed frames: {log:?}");
+    }
+    drop(chromium);
+}
