@@ -143,6 +143,12 @@ pub(super) fn handle(
     }
     ws.max_message_size(HARD_LIMIT)
         .max_frame_size(HARD_LIMIT)
+        // The WebSocket layer's defaults are 128 KiB buffers each way per
+        // socket, most of a viewer's memory: requests are small, and a
+        // frame goes out as it is sent (the socket's own buffer holds what
+        // the client has not read yet), so small ones do.
+        .read_buffer_size(MAX_MESSAGE)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| serve(socket, st, up))
 }
 
