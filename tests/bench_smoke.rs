@@ -186,3 +186,43 @@ async fn the_load_client_speaks_https_and_http2() {
     stop.cancel();
     source.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_client_measures_the_players_websocket() {
+    let srv = TestServer::start(&["b"], ServerOptions::default()).await;
+    let stop = CancellationToken::new();
+    let source = synthetic_50k(&srv, &stop);
+
+    let report: Report = bench::run(&BenchOptions {
+        websocket: true,
+        verify_jpeg: true,
+        ..opts(srv.url("/stream/b"), 20)
+    })
+    .await
+    .unwrap();
+    // A stream that does not exist is a refusal, with the server's reason.
+    let refused = bench::run(&BenchOptions {
+        websocket: true,
+        ..opts(srv.url("/stream/nope"), 1)
+    })
+    .await
+    .unwrap();
+    stop.cancel();
+    source.await.unwrap();
+
+    assert!(report.problems().is_empty(), "{report}");
+    assert_eq!(
+        (report.connected, report.invalid_frames),
+        (20, 0),
+        "{report}"
+    );
+    assert!(report.fast.fps.min > 0.0, "{report}");
+    assert!(report.fast.frames > 0 && report.mb_per_s > 0.0, "{report}");
+    assert!(report.fast.latency_ms.is_some(), "{report}");
+    assert_eq!(refused.connected, 0, "{refused}");
+    assert!(
+        refused.errors.iter().any(|e| e.contains("404")),
+        "{:?}",
+        refused.errors
+    );
+}

@@ -2,7 +2,8 @@
 //! Chromium, shows the demo stream live.
 //!
 //! The server runs in-process on 127.0.0.1:0; Chromium is driven over the
-//! Chrome DevTools Protocol (CDP) on a loopback WebSocket. Nothing leaves
+//! Chrome DevTools Protocol (CDP) on a loopback WebSocket
+//! (`tests/chromium/mod.rs`, shared with `tests/player.rs`). Nothing leaves
 //! 127.0.0.1: the browser gets no proxy and a host resolver that maps every
 //! name to "not found".
 //!
@@ -11,12 +12,13 @@
 //! A screenshot of the page is left in `target/browser-index.png`.
 //!
 //! A second test does the same for a chart stream: numbers posted to
-//! `/stream/cpu/data` show up as a chart in the page's `<img>`; its
+//! `/stream/cpu/data` show up as a chart in the page's player; its
 //! screenshot is `target/browser-chart.png`.
 //!
 //! A third shows why the server speaks HTTP/2 over TLS: a page with eight
-//! streams plays all eight over HTTPS, where over plain HTTP/1.1 Chromium
-//! opens only six connections to the server and the rest wait.
+//! `<img>`s of streams plays all eight over HTTPS, where over plain
+//! HTTP/1.1 Chromium opens only six connections to the server and the rest
+//! wait.
 //!
 //! Then advanced part headers: a frame pushed, or written to a `watch:`
 //! file, is on screen 300 ms after it was published (the control with
@@ -28,7 +30,10 @@
 //!
 //! The browser tests run one at a time (see [`bounded`]).
 
+mod chromium;
 mod common;
+
+use chromium::*;
 
 use futures_util::{SinkExt, StreamExt};
 use mjpeg_server::frame::{Chroma, Pixels};
@@ -45,49 +50,10 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-/// Bound on the whole test, so that it can never hang CI.
-const OVERALL: Duration = Duration::from_secs(60);
-/// Bound on any single step (one CDP command, one HTTP request, startup).
-const STEP: Duration = Duration::from_secs(15);
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn index_page_shows_the_live_demo_stream_in_chromium() {
     if chromium_or_skip("demo") {
         bounded("demo", run()).await;
-    }
-}
-
-/// Whether Chromium is here to run a browser test; without it the test is
-/// skipped on a developer machine and fails under CI.
-fn chromium_or_skip(what: &str) -> bool {
-    if Path::new(CHROMIUM).exists() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{CHROMIUM} is missing, but CI is set: the browser test must run in CI \
-         (install it with `apt-get install -y chromium`)"
-    );
-    eprintln!(
-        "skipping the {what} browser test: {CHROMIUM} not found; \
-         install Debian's chromium (`apt-get install chromium`) to run it"
-    );
-    false
-}
-
-/// Runs a browser test within [`OVERALL`], so that it can never hang CI.
-///
-/// One browser test at a time: several tests look at what the page shows a
-/// few hundred milliseconds after a frame is published, and two Chromiums
-/// sharing two cores would measure each other rather than the server.
-async fn bounded(what: &str, test: impl std::future::Future<Output = ()>) {
-    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let started = Instant::now();
-    match tokio::time::timeout(OVERALL, test).await {
-        Ok(()) => eprintln!("{what} browser test took {:.1?}", started.elapsed()),
-        Err(_) => panic!("{what} browser test did not finish within {OVERALL:?}"),
     }
 }
 
@@ -126,21 +92,25 @@ async fn run() {
     let mut cdp = Cdp::connect(&ws_url).await;
     cdp.call("Runtime.enable", json!({})).await;
 
-    // 1. The <img> of the demo stream decodes to the demo's 640×360.
+    // 1. The player of the demo stream draws the demo's 640×360 (over the
+    // WebSocket: the page's origin is the server's).
     let deadline = Instant::now() + Duration::from_secs(10);
     let img = loop {
         let state = cdp
             .eval(
                 r#"(() => {
-                    const imgs = [...document.images].filter(i => i.src.endsWith('/stream/demo'));
-                    const img = imgs[0];
+                    const els = [...document.querySelectorAll('mjpeg-stream')]
+                        .filter(e => e.getAttribute('src').endsWith('/stream/demo'));
+                    const el = els[0];
+                    const c = el && el.querySelector('canvas');
                     return {
                         readyState: document.readyState,
                         title: document.title,
-                        count: imgs.length,
-                        src: img ? img.src : null,
-                        width: img ? img.naturalWidth : null,
-                        height: img ? img.naturalHeight : null,
+                        count: els.length,
+                        src: el ? new URL(el.getAttribute('src'), location.href).href : null,
+                        transport: el ? el.transport : null,
+                        width: c ? c.width : null,
+                        height: c ? c.height : null,
                     };
                 })()"#,
             )
@@ -150,14 +120,15 @@ async fn run() {
         }
         assert!(
             Instant::now() < deadline,
-            "the demo stream's <img> did not load within 10 s; page state: {state}\n\
+            "the demo stream's player drew nothing within 10 s; page state: {state}\n\
              chromium stderr:\n{}",
             chromium.stderr_tail()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     eprintln!("img: {img}");
-    assert_eq!(img["count"], 1, "one <img> for the demo stream: {img}");
+    assert_eq!(img["count"], 1, "one player for the demo stream: {img}");
+    assert_eq!(img["transport"], "websocket", "{img}");
     assert_eq!(img["title"], "mjpeg-server", "{img}");
     assert_eq!(img["src"], format!("{index_url}stream/demo"), "{img}");
     assert_eq!(
@@ -235,7 +206,8 @@ async fn run() {
     drop(chromium);
 }
 
-/// Statistics of the picture the `<img>` shows now, drawn into a canvas.
+/// Statistics of the picture the demo's player (`<mjpeg-stream>`) shows
+/// now, drawn into a canvas.
 #[derive(Debug, Clone)]
 struct Sample {
     width: u64,
@@ -249,15 +221,17 @@ async fn sample(cdp: &mut Cdp) -> Sample {
     sample_of(cdp, "/stream/demo").await
 }
 
-/// Like [`sample`], for the `<img>` whose URL ends with `suffix`.
+/// Like [`sample`], for the player whose URL ends with `suffix`.
 async fn sample_of(cdp: &mut Cdp, suffix: &str) -> Sample {
     let v = cdp
         .eval(
             &r#"(() => {
-                const img = [...document.images].find(i => i.src.endsWith('SUFFIX'));
+                const el = [...document.querySelectorAll('mjpeg-stream')]
+                    .find(e => e.getAttribute('src').endsWith('SUFFIX'));
+                const img = el.querySelector('canvas, img');
                 const c = document.createElement('canvas');
-                c.width = img.naturalWidth;
-                c.height = img.naturalHeight;
+                c.width = img.naturalWidth || img.width;
+                c.height = img.naturalHeight || img.height;
                 const ctx = c.getContext('2d', { willReadFrequently: true });
                 ctx.drawImage(img, 0, 0);
                 const d = ctx.getImageData(0, 0, c.width, c.height).data;
@@ -363,17 +337,19 @@ async fn run_chart() {
     let mut cdp = Cdp::connect(&ws_url).await;
     cdp.call("Runtime.enable", json!({})).await;
 
-    // 1. The chart's <img> decodes to the chart's 800×450.
+    // 1. The chart's player draws the chart's 800×450.
     let deadline = Instant::now() + Duration::from_secs(10);
     let img = loop {
         let state = cdp
             .eval(
                 r#"(() => {
-                    const img = [...document.images].find(i => i.src.endsWith('/stream/cpu'));
+                    const el = [...document.querySelectorAll('mjpeg-stream')]
+                        .find(e => e.getAttribute('src').endsWith('/stream/cpu'));
+                    const c = el && el.querySelector('canvas');
                     return {
-                        src: img ? img.src : null,
-                        width: img ? img.naturalWidth : null,
-                        height: img ? img.naturalHeight : null,
+                        src: el ? el.getAttribute('src') : null,
+                        width: c ? c.width : null,
+                        height: c ? c.height : null,
                     };
                 })()"#,
             )
@@ -383,7 +359,7 @@ async fn run_chart() {
         }
         assert!(
             Instant::now() < deadline,
-            "the chart's <img> did not load within 10 s: {state}\nchromium stderr:\n{}",
+            "the chart's player drew nothing within 10 s: {state}\nchromium stderr:\n{}",
             chromium.stderr_tail()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -405,8 +381,7 @@ async fn run_chart() {
         "the chart looks blank: {first:?}"
     );
 
-    // 3. New samples change the picture in the browser (at once: the
-    // <img> gets the next part's headers right after each frame).
+    // 3. New samples change the picture in the browser.
     let res = http
         .post(&data_url)
         .header("content-type", "application/json")
@@ -500,8 +475,34 @@ async fn run_many_streams() {
         }
         tokio::spawn(server.run());
         let scheme = if secure { "https" } else { "http" };
-        let url = format!("{scheme}://{addr}/");
+        // A page of eight plain <img>s (the index page plays them all
+        // over one WebSocket: tests/player.rs).
+        let url = format!("{scheme}://{addr}/page");
         let chromium = Chromium::launch_with(&url, &["--ignore-certificate-errors"]).await;
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(STEP)
+            .build()
+            .unwrap();
+        let ws_url = page_websocket_url(&http, chromium.devtools_port, &url).await;
+        let mut cdp = Cdp::connect(&ws_url).await;
+        // The tab may still be on its first, blank document.
+        let deadline = Instant::now() + STEP;
+        loop {
+            let state = cdp
+                .eval("[location.href, document.readyState].join(' ')")
+                .await;
+            if state.as_str() == Some(&format!("{url} complete")) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{url} did not load: {state}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let imgs: String = (1..=8)
+            .map(|i| format!(r#"<img src="/stream/s{i}" width="160">"#))
+            .collect();
+        cdp.eval(&format!("document.body.innerHTML = '{imgs}'; true"))
+            .await;
         if secure {
             // Every stream gets a viewer, and every viewer frames.
             let deadline = Instant::now() + Duration::from_secs(20);
@@ -1328,263 +1329,6 @@ impl Bidi {
             _ => panic!("the page threw: {res}"),
         }
     }
-}
-
-/// A headless Chromium with a fresh profile, killed (with every process it
-/// started) when dropped.
-struct Chromium {
-    child: Child,
-    devtools_port: u16,
-    stderr: Arc<Mutex<Vec<String>>>,
-    // Dropped after `drop` has killed the browser.
-    _profile: tempfile::TempDir,
-}
-
-impl Chromium {
-    async fn launch(url: &str) -> Chromium {
-        Chromium::launch_with(url, &[]).await
-    }
-
-    /// Like [`launch`](Chromium::launch), with extra flags.
-    async fn launch_with(url: &str, extra: &[&str]) -> Chromium {
-        let profile = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new(CHROMIUM);
-        cmd.args(extra);
-        cmd.args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-extensions",
-            "--disable-default-apps",
-            "--no-proxy-server",
-            // Every host name fails to resolve: nothing can leave 127.0.0.1.
-            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-            "--window-size=1280,800",
-            "--remote-debugging-port=0",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        // Its own process group, so that drop can kill the renderers and
-        // helpers too, not only the browser process.
-        .process_group(0);
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {CHROMIUM}: {e}"));
-
-        // Chromium's stderr is read to the end by a thread (a full pipe
-        // would block the browser); the DevTools line gives the port.
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let (port_tx, port_rx) = mpsc::channel();
-        let pipe = child.stderr.take().unwrap();
-        let log = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                if let Some(port) = devtools_port(&line) {
-                    let _ = port_tx.send(port);
-                }
-                log.lock().unwrap().push(line);
-            }
-        });
-
-        let mut chromium = Chromium {
-            child,
-            devtools_port: 0,
-            stderr,
-            _profile: profile,
-        };
-        let deadline = Instant::now() + STEP;
-        chromium.devtools_port = loop {
-            match port_rx.try_recv() {
-                Ok(port) => break port,
-                Err(mpsc::TryRecvError::Empty) if Instant::now() < deadline => {
-                    if let Ok(Some(exit)) = chromium.child.try_wait() {
-                        panic!(
-                            "chromium exited ({exit}) before DevTools listened; stderr:\n{}",
-                            chromium.stderr_tail()
-                        );
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Err(_) => panic!(
-                    "chromium printed no \"DevTools listening on\" line within {STEP:?}; stderr:\n{}",
-                    chromium.stderr_tail()
-                ),
-            }
-        };
-        chromium
-    }
-
-    /// The last lines Chromium wrote, without its D-Bus complaints (there
-    /// is no system bus in a container).
-    fn stderr_tail(&self) -> String {
-        let lines = self.stderr.lock().unwrap();
-        let useful: Vec<&str> = lines
-            .iter()
-            .map(String::as_str)
-            .filter(|l| !l.contains(":ERROR:dbus/"))
-            .collect();
-        useful[useful.len().saturating_sub(30)..].join("\n")
-    }
-}
-
-impl Drop for Chromium {
-    fn drop(&mut self) {
-        end_group(&mut self.child);
-    }
-}
-
-/// Kills a browser started as the leader of its own process group
-/// (`process_group(0)`), with every process it started, and reaps it.
-fn end_group(child: &mut Child) {
-    // The group id is the browser's pid.
-    let group = format!("-{}", child.id());
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &group])
-        .stderr(Stdio::null())
-        .status();
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// The port in "DevTools listening on ws://127.0.0.1:PORT/devtools/browser/…".
-fn devtools_port(line: &str) -> Option<u16> {
-    let rest = line.strip_prefix("DevTools listening on ws://")?;
-    let authority = rest.split('/').next()?;
-    authority.rsplit_once(':')?.1.parse().ok()
-}
-
-/// The WebSocket URL of the tab that shows `url`.
-async fn page_websocket_url(http: &reqwest::Client, devtools_port: u16, url: &str) -> String {
-    let list_url = format!("http://127.0.0.1:{devtools_port}/json/list");
-    let deadline = Instant::now() + STEP;
-    loop {
-        let targets: Value = match http.get(&list_url).send().await {
-            Ok(res) => serde_json::from_str(&res.text().await.unwrap()).unwrap(),
-            Err(e) => panic!("{list_url}: {e}"),
-        };
-        let page = targets.as_array().and_then(|ts| {
-            ts.iter()
-                .find(|t| t["type"] == "page" && t["url"].as_str() == Some(url))
-        });
-        if let Some(ws) = page.and_then(|p| p["webSocketDebuggerUrl"].as_str()) {
-            assert!(
-                ws.starts_with("ws://127.0.0.1:"),
-                "DevTools is not on loopback: {ws}"
-            );
-            return ws.to_string();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no page showing {url} in {list_url}: {targets}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// A minimal CDP client: one command at a time; events are kept.
-struct Cdp {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    next_id: u64,
-    events: Vec<Value>,
-}
-
-impl Cdp {
-    async fn connect(url: &str) -> Cdp {
-        let (ws, _) = match tokio::time::timeout(STEP, tokio_tungstenite::connect_async(url)).await
-        {
-            Ok(Ok(ws)) => ws,
-            Ok(Err(e)) => panic!("{url}: {e}"),
-            Err(_) => panic!("{url}: no WebSocket handshake within {STEP:?}"),
-        };
-        Cdp {
-            ws,
-            next_id: 1,
-            events: Vec::new(),
-        }
-    }
-
-    /// Sends a command and returns its `result`; panics on a CDP error.
-    async fn call(&mut self, method: &str, params: Value) -> Value {
-        let id = self.next_id;
-        self.next_id += 1;
-        let msg = json!({ "id": id, "method": method, "params": params });
-        match tokio::time::timeout(STEP, self.roundtrip(id, msg)).await {
-            Ok(res) => res.unwrap_or_else(|e| panic!("{method}: {e}")),
-            Err(_) => panic!("{method}: no answer within {STEP:?}"),
-        }
-    }
-
-    async fn roundtrip(&mut self, id: u64, msg: Value) -> Result<Value, String> {
-        self.ws
-            .send(Message::text(msg.to_string()))
-            .await
-            .map_err(|e| e.to_string())?;
-        loop {
-            let text = match self.ws.next().await {
-                Some(Ok(Message::Text(t))) => t,
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => return Err(e.to_string()),
-                None => return Err("DevTools closed the connection".into()),
-            };
-            let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-            if v["id"].as_u64() == Some(id) {
-                if let Some(err) = v.get("error") {
-                    return Err(format!("CDP error {err}"));
-                }
-                return Ok(v["result"].clone());
-            }
-            if v.get("method").is_some() {
-                self.events.push(v);
-            }
-        }
-    }
-
-    /// Evaluates `expr` in the page and returns its value (promises awaited).
-    async fn eval(&mut self, expr: &str) -> Value {
-        let res = self
-            .call(
-                "Runtime.evaluate",
-                json!({ "expression": expr, "awaitPromise": true, "returnByValue": true }),
-            )
-            .await;
-        if let Some(ex) = res.get("exceptionDetails") {
-            panic!("the page threw: {ex}");
-        }
-        res["result"]["value"].clone()
-    }
-}
-
-/// Standard base64 (as CDP sends screenshots), without a dependency.
-fn base64_decode(s: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len() / 4 * 3);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.bytes().take_while(|&c| c != b'=') {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => panic!("not base64: byte {c:#04x}"),
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    out
 }
 
 #[test]

@@ -262,7 +262,10 @@ async fn no_flags_serves_the_demo_on_port_8080() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let page = page.expect("nothing on 127.0.0.1:8080");
-    assert!(page.contains(r#"<img src="/stream/demo""#), "{page}");
+    assert!(
+        page.contains(r#"<mjpeg-stream src="/stream/demo""#),
+        "{page}"
+    );
     let mut c = RawClient::stream(addr, "/stream").await;
     let a = c.part().await;
     let b = c.part().await;

@@ -187,7 +187,7 @@ async fn index_and_status() {
     let html = res.text().await.unwrap();
     for n in ["cam", "graphs"] {
         assert!(
-            html.contains(&format!(r#"<img src="/stream/{n}""#)),
+            html.contains(&format!(r#"<mjpeg-stream src="/stream/{n}""#)),
             "{html}"
         );
         assert!(html.contains(&format!(r#"href="/snapshot/{n}""#)), "{html}");

@@ -30,6 +30,7 @@ const PYTHON_NAMES: mjpeg_server::OptionNames = mjpeg_server::OptionNames {
     chart_stream: "server.chart(\"NAME\")",
     listen: "another listen= address (port 0 picks a free one)",
     max_variants: "the max_variants argument of Server",
+    allow_origin: "allow_origin=[\"ORIGIN\"] in Server",
 };
 
 #[pymodule]

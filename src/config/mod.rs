@@ -241,6 +241,7 @@ pub const OPTION_NAMES: OptionNames = OptionNames {
     chart_stream: "--stream NAME=chart",
     listen: "another with --listen",
     max_variants: "--max-variants",
+    allow_origin: "--allow-origin ORIGIN",
 };
 
 /// The library's default server options: the command line's defaults are

@@ -23,6 +23,10 @@ use crate::lenient::LenientParser;
 use crate::parser::{FrameSeen, StreamError, StreamParser};
 use crate::tls::{self, TlsTarget};
 
+mod websocket;
+
+use websocket::WsTarget;
+
 /// The stream to load: where to connect and what to ask for.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
@@ -32,14 +36,18 @@ pub(crate) struct Target {
     tls: Option<TlsTarget>,
     /// The URL, for an HTTP/2 request.
     uri: http::Uri,
+    /// With `--websocket`: the player's socket instead of the stream.
+    websocket: Option<WsTarget>,
 }
 
 /// The target of `url`; for `https://`, trusting the certificates in `ca`
-/// and speaking HTTP/2 if `http2`.
+/// and speaking HTTP/2 if `http2`; with `websocket`, the server's `/ws`
+/// subscribed to the stream `url` names.
 pub(crate) async fn target(
     url: &str,
     ca: Option<&std::path::Path>,
     http2: bool,
+    websocket: bool,
 ) -> anyhow::Result<Target> {
     let u = url::Url::parse(url).with_context(|| format!("{url:?} is not a URL"))?;
     let https = match u.scheme() {
@@ -49,6 +57,9 @@ pub(crate) async fn target(
     };
     if http2 && !https {
         bail!("--http2 needs an https:// URL: HTTP/2 is chosen during the TLS handshake");
+    }
+    if websocket && (https || http2) {
+        bail!("--websocket loads plain http:// URLs only (ws://, not wss://)");
     }
     let host = u
         .host_str()
@@ -80,12 +91,31 @@ pub(crate) async fn target(
     let uri = url
         .parse()
         .with_context(|| format!("{url:?} is not a URL an HTTP/2 request takes"))?;
+    let websocket = websocket.then(|| ws_target(&u, &host_header)).transpose()?;
     Ok(Target {
         addr,
         request,
         tls,
         uri,
+        websocket,
     })
+}
+
+/// The socket of the server of the stream URL `u`, and the stream's name.
+fn ws_target(u: &url::Url, host: &str) -> anyhow::Result<WsTarget> {
+    let stream = match u.path() {
+        "/stream" => None,
+        path => match path.strip_prefix("/stream/") {
+            Some(name) if !name.is_empty() && !name.contains('/') => Some(name.to_string()),
+            _ => bail!("{u}: --websocket needs a stream URL, /stream or /stream/NAME"),
+        },
+    };
+    let mut url = format!("ws://{host}/ws");
+    if let Some((_, token)) = u.query_pairs().find(|(k, _)| k == "token") {
+        url.push_str("?token=");
+        url.extend(url::form_urlencoded::byte_serialize(token.as_bytes()));
+    }
+    Ok(WsTarget { url, stream })
 }
 
 /// The host of `u` as TLS checks it.
@@ -201,9 +231,10 @@ pub(crate) async fn client(
         slow_rate,
         paced_from: None,
     };
-    let end = match &target.tls {
-        None => viewer.plain(stream, &target.request).await,
-        Some(tls) => {
+    let end = match (&target.tls, &target.websocket) {
+        (None, Some(ws)) => viewer.websocket(stream, ws).await,
+        (None, None) => viewer.plain(stream, &target.request).await,
+        (Some(tls), _) => {
             let handshake = tokio::select! {
                 _ = stop.cancelled() => return viewer.r,
                 h = tls.connector.connect(tls.name.clone(), stream) => h,

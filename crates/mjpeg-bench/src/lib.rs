@@ -92,7 +92,7 @@ pub async fn run(opts: &BenchOptions) -> anyhow::Result<Report> {
         bail!("the slow share must be between 0 and 1");
     }
     let fd_limit = raise_fd_limit(opts.clients)?;
-    let target = Arc::new(target(&opts.url, opts.ca.as_deref(), opts.http2).await?);
+    let target = Arc::new(target(&opts.url, opts.ca.as_deref(), opts.http2, opts.websocket).await?);
     let shared = Arc::new(Shared {
         gate: Semaphore::new(opts.max_connecting.max(1)),
         ready: AtomicUsize::new(0),

@@ -75,6 +75,12 @@ struct Args {
     #[arg(long)]
     http2: bool,
 
+    /// Load the player's WebSocket instead: /ws of the URL's server,
+    /// subscribed to the stream the URL names (/stream/NAME), one socket per
+    /// client. http:// URLs only.
+    #[arg(long)]
+    websocket: bool,
+
     /// The server's process id: report its CPU time and memory (from /proc).
     #[arg(long, value_name = "PID")]
     server_pid: Option<u32>,
@@ -94,6 +100,7 @@ Examples:
   mjpeg-bench --url http://127.0.0.1:8080/stream/b --clients 1000 --duration 10
   mjpeg-bench --url http://127.0.0.1:8080/stream/b --clients 500 --slow-share 0.1 --slow-rate 100K
   mjpeg-bench --url https://127.0.0.1:8443/stream/b --ca cert.pem --http2 --clients 1000
+  mjpeg-bench --url http://127.0.0.1:8080/stream/b --websocket --clients 1000
 Serve a fixed frame to measure with:
   mjpeg-server --stream b=synthetic:tests/data/jpeg_50k.jpg#fps=30 --max-connections-per-address 0
 (every client comes from one address, past the server's default of 256 per address)
@@ -125,6 +132,7 @@ fn main() -> ExitCode {
         url: args.url,
         ca: args.ca,
         http2: args.http2,
+        websocket: args.websocket,
         clients: args.clients,
         duration: args.duration,
         warmup: args.warmup,

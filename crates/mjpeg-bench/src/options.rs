@@ -13,6 +13,10 @@ pub struct BenchOptions {
     /// HTTP/2 (by ALPN) on an `https://` URL: one HTTP/2 connection per
     /// client, as one browser tab per viewer would open.
     pub http2: bool,
+    /// Load the player's WebSocket (`/ws` of the URL's server, subscribed
+    /// to the stream the URL names) instead of the multipart stream; plain
+    /// `http://` URLs only.
+    pub websocket: bool,
     /// How many connections to open.
     pub clients: usize,
     /// How long the measurement window lasts.
@@ -47,6 +51,7 @@ impl Default for BenchOptions {
             url: "http://127.0.0.1:8080/stream".into(),
             ca: None,
             http2: false,
+            websocket: false,
             clients: 100,
             duration: Duration::from_secs(10),
             warmup: Duration::from_secs(1),

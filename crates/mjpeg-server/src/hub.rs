@@ -21,8 +21,8 @@
 use bytes::Bytes;
 use std::any::Any;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
 
@@ -46,6 +46,9 @@ pub struct Published {
     published: SystemTime,
     at: Instant,
     header: Bytes,
+    /// The frame as one WebSocket message, built by the first socket that
+    /// sends it and shared by every other (see [`crate::http`]'s `/ws`).
+    ws_message: OnceLock<Bytes>,
 }
 
 impl Published {
@@ -98,6 +101,13 @@ impl Published {
         self.at.elapsed()
     }
 
+    /// This frame as a WebSocket message, made by `build` for the first
+    /// socket that asks and shared with every later one: the JPEG is
+    /// copied once per frame, not once per viewer.
+    pub(crate) fn ws_message(&self, build: impl FnOnce(&Published) -> Bytes) -> Bytes {
+        self.ws_message.get_or_init(|| build(self)).clone()
+    }
+
     /// Bytes of this frame's part on the wire in `layout`: part header (if
     /// the layout sends it with the frame), JPEG, and the trailer with the
     /// next boundary (and, advanced, the next part's header block).
@@ -109,6 +119,9 @@ impl Published {
         header + self.frame.len() + layout.trailer().len()
     }
 }
+
+/// The id of the next hub made ([`Hub::id`]).
+static NEXT_HUB_ID: AtomicU32 = AtomicU32::new(1);
 
 /// Why a frame was not published.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -134,6 +147,10 @@ pub struct Hub {
 
 struct Inner {
     name: String,
+    /// A number no other hub of this process has: what a WebSocket
+    /// message says the frame belongs to, so that one message serves
+    /// every socket.
+    id: u32,
     tx: watch::Sender<Option<Arc<Published>>>,
     published: AtomicU64,
     rejected: AtomicU64,
@@ -198,6 +215,7 @@ impl Hub {
         Hub {
             inner: Arc::new(Inner {
                 name: name.into(),
+                id: NEXT_HUB_ID.fetch_add(1, Ordering::Relaxed),
                 tx: watch::Sender::new(None),
                 published: AtomicU64::new(0),
                 rejected: AtomicU64::new(0),
@@ -218,6 +236,12 @@ impl Hub {
     /// The stream's name.
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// The number that WebSocket messages carrying this stream's frames
+    /// name it by; unique among the hubs of this process.
+    pub(crate) fn id(&self) -> u32 {
+        self.inner.id
     }
 
     /// Makes `frame` the newest frame of the stream and wakes every viewer.
@@ -246,6 +270,7 @@ impl Hub {
             published,
             at,
             header,
+            ws_message: OnceLock::new(),
         })));
         Ok(seq)
     }
@@ -561,6 +586,24 @@ impl Subscriber {
             self.rx.borrow_and_update().clone()
         } else {
             None
+        }
+    }
+
+    /// Waits until [`Subscriber::take_unseen`] has a frame to give, without
+    /// taking it: a socket that serves several streams waits on all of
+    /// them and takes only the frame of the one that is ready.
+    /// Cancel-safe.
+    pub async fn wait_unseen(&self) {
+        // A clone of the receiver is waited on, so that this one's idea of
+        // what was seen stays as it is.
+        let mut rx = self.rx.clone();
+        loop {
+            let unseen = self.fresh || self.rx.has_changed().unwrap_or(false);
+            if unseen && self.rx.borrow().is_some() {
+                return;
+            }
+            // The hub, which this subscriber keeps alive, holds the sender.
+            let _ = rx.changed().await;
         }
     }
 

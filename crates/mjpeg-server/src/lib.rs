@@ -50,6 +50,7 @@
 //! | [`multipart`] | the wire format, encoded once per frame; [`multipart::reader`] reads other servers' |
 //! | `stream_request` | what a request for a stream is (which stream, rate, layout) or why it is refused, for both paths below |
 //! | [`http`] | the axum handlers: stream, snapshot, push, index, status, metrics, mjpg-streamer URLs; [`http::Mount`] |
+//! | [`http::ws`] | `/ws`: every stream of a page over one WebSocket, for the browser player ([`http::player_js`], `<mjpeg-stream>`) |
 //! | `viewer` | one viewer: which frame next, and the direct socket writer |
 //! | [`server`] | [`Server`]: listeners, the accept loop, connection limits, request heads, graceful shutdown |
 //! | [`access`] | who may watch and push: Basic users, bearer tokens, per-stream rules |

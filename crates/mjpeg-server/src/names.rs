@@ -35,6 +35,9 @@ pub struct OptionNames {
     /// The most variants a stream may have at a time
     /// ([`HttpOptions::max_variants`](crate::http::HttpOptions::max_variants)).
     pub max_variants: &'static str,
+    /// What lets pages of another origin (`ORIGIN`) use the server's
+    /// WebSocket ([`HttpOptions::allow_origins`](crate::http::HttpOptions::allow_origins)).
+    pub allow_origin: &'static str,
 }
 
 impl OptionNames {
@@ -48,6 +51,7 @@ impl OptionNames {
         chart_stream: "SourceSpec::Chart for NAME",
         listen: "another address",
         max_variants: "max_variants of HttpOptions",
+        allow_origin: "ORIGIN in allow_origins of HttpOptions",
     };
 }
 

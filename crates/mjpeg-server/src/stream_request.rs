@@ -437,7 +437,10 @@ mod tests {
             "POST /stream HTTP/1.1\r\n\r\n",
             "GET /stream HTTP/1.1\r\nOrigin: http://a\r\n\r\n",
         ] {
-            assert!(direct(&streams, &open, 8, head.as_bytes()).is_none(), "{head}");
+            assert!(
+                direct(&streams, &open, 8, head.as_bytes()).is_none(),
+                "{head}"
+            );
         }
     }
 

@@ -1,4 +1,7 @@
-//! `GET /`: the index page, every stream the visitor may watch, live.
+//! `GET /`: the index page, every stream the visitor may watch, live: a
+//! dashboard on the player (`/player.js`), so that it shows any number of
+//! streams over one connection, with each stream's viewers and rate from
+//! `/status`.
 
 use axum::response::{Html, IntoResponse, Response};
 
@@ -42,7 +45,7 @@ pub(super) fn index(st: &AppState, creds: &Creds) -> Response {
         // URL-encoded, so neither needs HTML escaping.
         let n = hub.name();
         cards.push_str(&format!(
-            r#"<figure><img src="/stream/{n}{suffix}" alt="live stream {n}"><figcaption><b>{n}</b> · <a href="/stream/{n}{suffix}">stream</a> · <a href="/snapshot/{n}{suffix}">snapshot</a></figcaption></figure>
+            r#"<figure data-name="{n}"><mjpeg-stream src="/stream/{n}{suffix}" alt="live stream {n}" title="click to enlarge"></mjpeg-stream><figcaption><b>{n}</b> <span class="stats"></span> <a href="/stream/{n}{suffix}">stream</a> <a href="/snapshot/{n}{suffix}">snapshot</a> <button class="copy" type="button">copy &lt;img&gt;</button><code class="snippet"></code></figcaption></figure>
 "#
         ));
     }

@@ -11,6 +11,8 @@
 //! | `GET /snapshot`, `/snapshot/{name}` | the newest frame as one JPEG |
 //! | `GET /status` | JSON counters of every stream and each of its viewers |
 //! | `GET /metrics` | the same counters for Prometheus |
+//! | `GET /ws` | every stream a page shows over one WebSocket ([`ws`]) |
+//! | `GET /player.js` | the browser player: `<mjpeg-stream>` ([`player_js`]) |
 //! | `GET /?action=stream[_N]`, `/?action=snapshot[_N]` | mjpg-streamer's URLs |
 //! | `PUT`/`POST /stream/{name}` | publish: one image, concatenated JPEGs, or a multipart stream |
 //! | `POST /stream/{name}/data` | data for the stream's source: a chart's numbers ([`crate::hub::DataInput`]) |
@@ -26,9 +28,21 @@
 
 mod index;
 mod mount;
+mod player;
 mod push;
+pub mod ws;
 
 pub use mount::Mount;
+pub use player::player_js;
+
+/// Held by every request of a connection of the standalone server, and by
+/// a WebSocket for as long as it lives: the connection keeps its place in
+/// the server's limits until the last is gone.
+#[derive(Clone)]
+pub(crate) struct ConnectionHold(
+    // Never used: only held, and dropped.
+    #[allow(dead_code)] pub(crate) tokio::sync::mpsc::Sender<()>,
+);
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
@@ -330,6 +344,8 @@ pub fn router(streams: Streams, opts: HttpOptions, shutdown: CancellationToken) 
         .route("/snapshot/{name}", get(snapshot_named))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
+        .route("/ws", get(websocket))
+        .route("/player.js", get(player_js))
         .fallback(not_found)
         .with_state(state);
     match cors {
@@ -458,6 +474,17 @@ async fn metrics(State(st): State<AppState>, creds: Creds) -> Response {
     );
     no_cache(&mut res);
     res
+}
+
+async fn websocket(
+    State(st): State<AppState>,
+    up: ws::Upgrade,
+    upgrade: Result<
+        axum::extract::ws::WebSocketUpgrade,
+        axum::extract::ws::rejection::WebSocketUpgradeRejection,
+    >,
+) -> Response {
+    ws::handle(st, up, upgrade)
 }
 
 async fn not_found() -> Response {

@@ -6,7 +6,7 @@ use axum::http::HeaderMap;
 use axum::routing::{get, MethodRouter};
 use tokio_util::sync::CancellationToken;
 
-use super::{push, snapshot_response, stream_response, AppState, Creds, HttpOptions, Viewing};
+use super::{push, snapshot_response, stream_response, ws, AppState, Creds, HttpOptions, Viewing};
 use crate::hub::{Hub, Streams};
 use crate::stream_request::{Params, Which};
 
@@ -25,7 +25,11 @@ use crate::stream_request::{Params, Which};
 /// let mount = Mount::new(camera.clone());
 /// let app: Router = Router::new()
 ///     .route("/my/camera.mjpg", mount.stream())
-///     .route("/my/camera.jpg", mount.snapshot());
+///     .route("/my/camera.jpg", mount.snapshot())
+///     // The browser player: <mjpeg-stream src="/my/camera.mjpg"
+///     // ws="/my/ws"> after <script type="module" src="/my/player.js">.
+///     .route("/my/ws", mount.websocket())
+///     .route("/my/player.js", axum::routing::get(mjpeg_server::http::player_js));
 /// // Publish into `camera` from anywhere: camera.publish(frame).
 /// ```
 ///
@@ -71,6 +75,19 @@ impl Mount {
         get(|creds: Creds, Query(p): Query<Params>| async move {
             snapshot_response(&mount.state, &creds, &mount.hub, &p).await
         })
+    }
+
+    /// `GET`: the player's WebSocket ([`ws`]), serving this one stream
+    /// under its hub's name, with the same access rules as the stream.
+    pub fn websocket<S: Clone + Send + Sync + 'static>(&self) -> MethodRouter<S> {
+        let mount = self.clone();
+        get(
+            |up: ws::Upgrade,
+             upgrade: Result<
+                axum::extract::ws::WebSocketUpgrade,
+                axum::extract::ws::rejection::WebSocketUpgradeRejection,
+            >| async move { ws::handle(mount.state.clone(), up, upgrade) },
+        )
     }
 
     /// `PUT` and `POST`: frames published by other programs, as the

@@ -630,7 +630,13 @@ impl Handler {
             .max_concurrent_streams(MAX_HTTP2_STREAMS)
             .max_header_list_size(self.opts.max_header_bytes as u32);
         let activity = Activity::new();
+        // Every request gets a clone of `hold`; a WebSocket keeps its own
+        // for as long as it lives, after hyper has let go of the
+        // connection, so that the connection keeps its place in the limits
+        // until then (see the wait below).
+        let (hold, mut upgraded) = tokio::sync::mpsc::channel::<()>(1);
         let service = TowerToHyperService::new(Requests {
+            hold: http::ConnectionHold(hold),
             app: self.app.clone(),
             activity: activity.clone(),
             per_address: self.per_address.clone(),
@@ -639,29 +645,36 @@ impl Handler {
             opts: self.opts.clone(),
             streams: self.streams.clone(),
         });
-        let conn = builder.serve_connection(io, service);
-        tokio::pin!(conn);
-        let watch = activity.expired(self.opts.header_timeout, self.opts.write_timeout);
-        let result = tokio::select! {
-            r = conn.as_mut() => r,
-            _ = self.shutdown.cancelled() => {
-                conn.as_mut().graceful_shutdown();
-                conn.await
-            }
-            // Dropping the connection closes it, whatever its streams wait
-            // for: a client that sends nothing, or reads nothing, gets no
-            // graceful end.
-            why = watch => {
-                tracing::debug!(?peer, "closed: {}", match why {
-                    Expired::Idle => "no request within the header timeout",
-                    Expired::Stalled => "a response not read within the write timeout",
-                });
-                Ok(())
+        // In a block, so that the connection, and the service with its
+        // `hold`, are gone before the wait for a WebSocket below.
+        let result = {
+            let conn = builder.serve_connection_with_upgrades(io, service);
+            tokio::pin!(conn);
+            let watch = activity.expired(self.opts.header_timeout, self.opts.write_timeout);
+            tokio::select! {
+                r = conn.as_mut() => r,
+                _ = self.shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+                // Dropping the connection closes it, whatever its streams wait
+                // for: a client that sends nothing, or reads nothing, gets no
+                // graceful end.
+                why = watch => {
+                    tracing::debug!(?peer, "closed: {}", match why {
+                        Expired::Idle => "no request within the header timeout",
+                        Expired::Stalled => "a response not read within the write timeout",
+                    });
+                    Ok(())
+                }
             }
         };
         if let Err(e) = result {
             tracing::debug!(?peer, "connection ended: {e}");
         }
+        // Nothing is ever sent: this returns once every clone of `hold` is
+        // gone, the WebSocket's last (it ends at shutdown too).
+        let _ = upgraded.recv().await;
     }
 }
 
@@ -673,6 +686,8 @@ const MAX_HTTP2_STREAMS: u32 = 128;
 /// with the connection's bookkeeping around them.
 #[derive(Clone)]
 struct Requests {
+    /// Handed to each request ([`http::ConnectionHold`]).
+    hold: http::ConnectionHold,
     app: Router,
     activity: Arc<Activity>,
     per_address: PerAddress,
@@ -730,6 +745,7 @@ impl tower::Service<Request<Incoming>> for Requests {
         if let Some(peer) = peer {
             req.extensions_mut().insert(ConnectInfo(peer));
         }
+        req.extensions_mut().insert(self.hold.clone());
         let app = self.app.clone();
         Box::pin(async move {
             let res = app.oneshot(req.map(Body::new)).await?;

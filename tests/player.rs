@@ -1,0 +1,615 @@
+//! The browser player (`/player.js`, `<mjpeg-stream>`) in headless
+//! Chromium, against the real server on 127.0.0.1.
+//!
+//! - Twenty-four players on one page all show new frames within 3 s over
+//!   plain HTTP/1.1, where the same page of twenty-four `<img>`s (the
+//!   control) plays at most six: Chromium opens six connections to a
+//!   server, and the players share one WebSocket.
+//! - A player whose server is killed and restarted on the same port plays
+//!   again within 5 s, without a reload.
+//! - A player scrolled out of view, or removed, is no longer a viewer in
+//!   `/status` within 2 s.
+//! - On a page of another origin, a player plays over the WebSocket when
+//!   the server allows that origin, and falls back to an `<img>` when it
+//!   does not.
+//! - A player of a 1280×720 stream at 30 fps for ten seconds leaves
+//!   Chromium's memory where it was: decoded frames are freed as they are
+//!   replaced, and nothing queues.
+//!
+//! The Chromium harness is `tests/chromium/`; the tests run one at a time.
+
+mod chromium;
+mod common;
+
+use chromium::{bounded, chromium_or_skip, page_noise, Cdp, Chromium, STEP};
+use common::{corpus, tagged, TestServer};
+use mjpeg_server::http::HttpOptions;
+use mjpeg_server::{Hub, ServerOptions};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Publishes a new (tagged) 320×240 JPEG into each of `hubs` every 100 ms
+/// until `stop`: new frames, at no encoding cost.
+fn publish_all(hubs: Vec<Hub>, stop: CancellationToken) {
+    let base = corpus("jpeg_5k.jpg");
+    tokio::spawn(async move {
+        for n in 0u64.. {
+            for hub in &hubs {
+                let _ = hub.publish_jpeg(tagged(&base, &format!("f{n}")));
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    });
+}
+
+/// Chromium on `url`, once it has loaded. The tests open the server's index
+/// page, an HTML page of its origin, and replace its body (custom elements
+/// are HTML's: a plain-text page would not run them).
+async fn page(url: &str) -> (Chromium, Cdp) {
+    let (chromium, mut cdp) = chromium::open(url).await;
+    wait_loaded(&mut cdp, url).await;
+    (chromium, cdp)
+}
+
+async fn wait_loaded(cdp: &mut Cdp, url: &str) {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let state = cdp
+            .eval("[location.href, document.readyState].join(' ')")
+            .await;
+        if state.as_str() == Some(&format!("{url} complete")) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{url} did not load: {state}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Loads the player module from the server at `addr` into the page.
+async fn load_player(cdp: &mut Cdp, addr: SocketAddr) {
+    let loaded = cdp
+        .eval(&format!(
+            "import('http://{addr}/player.js').then(() => !!customElements.get('mjpeg-stream'))"
+        ))
+        .await;
+    assert_eq!(
+        loaded, true,
+        "the player module did not define <mjpeg-stream>"
+    );
+}
+
+/// Replaces the page's body with `html`.
+async fn set_body(cdp: &mut Cdp, html: &str) {
+    let html = serde_json::to_string(html).unwrap();
+    cdp.eval(&format!("document.body.innerHTML = {html}; true"))
+        .await;
+}
+
+/// Each player's frames shown and transport, in document order.
+async fn players(cdp: &mut Cdp) -> Vec<Value> {
+    let v = cdp
+        .eval(
+            "[...document.querySelectorAll('mjpeg-stream')]\
+             .map(e => ({ frames: e.frames, transport: e.transport, age: e.lastFrameAge }))",
+        )
+        .await;
+    v.as_array().unwrap().clone()
+}
+
+/// Waits until `done(players)` holds, for at most `within`.
+async fn until_players(
+    cdp: &mut Cdp,
+    within: Duration,
+    what: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let now = players(cdp).await;
+        if done(&now) {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} not within {within:?}; the players: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until `hub` has `n` viewers, for at most `within`.
+async fn until_clients(hub: &Hub, n: usize, within: Duration) {
+    let deadline = Instant::now() + within;
+    while hub.stats().clients != n {
+        assert!(
+            Instant::now() < deadline,
+            "stream {} has {} viewers, not {n}, after {within:?}",
+            hub.name(),
+            hub.stats().clients
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+const TILE: &str = "display:inline-block;width:160px;height:120px;overflow:hidden";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_four_players_play_over_http1_where_img_stalls_at_six() {
+    if chromium_or_skip("24 players") {
+        bounded("24 players", run_twenty_four()).await;
+    }
+}
+
+async fn run_twenty_four() {
+    let names: Vec<String> = (1..=24).map(|i| format!("s{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let server = TestServer::start(&names, ServerOptions::default()).await;
+    let hubs = server.streams.all();
+    publish_all(hubs.clone(), server.token.clone());
+    let (chromium, mut cdp) = page(&server.url("/")).await;
+
+    // 24 players: all play within 3 s.
+    load_player(&mut cdp, server.addr).await;
+    let tiles: String = names
+        .iter()
+        .map(|n| format!(r#"<mjpeg-stream src="/stream/{n}" style="{TILE}"></mjpeg-stream>"#))
+        .collect();
+    set_body(&mut cdp, &tiles).await;
+    let started = Instant::now();
+    let shown = until_players(
+        &mut cdp,
+        Duration::from_secs(3),
+        "all 24 players showing new frames",
+        |ps| {
+            ps.len() == 24
+                && ps
+                    .iter()
+                    .all(|p| p["frames"].as_u64() >= Some(2) && p["transport"] == "websocket")
+        },
+    )
+    .await;
+    eprintln!(
+        "24 players showed new frames within {:.1?}: {:?}",
+        started.elapsed(),
+        shown
+            .iter()
+            .map(|p| p["frames"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    );
+    // One viewer per stream, all over one connection.
+    let mut peers = std::collections::BTreeSet::new();
+    for hub in &hubs {
+        let stats = hub.stats();
+        assert_eq!(stats.clients, 1, "{}: {stats:?}", hub.name());
+        peers.insert(stats.viewers[0].addr);
+    }
+    assert_eq!(
+        peers.len(),
+        1,
+        "the players used several connections: {peers:?}"
+    );
+
+    // The control: the same page with 24 plain <img>s. Chromium opens six
+    // connections to the server; the other eighteen wait for one of them
+    // to end, forever. (The players, removed, unsubscribe.)
+    let imgs: String = names
+        .iter()
+        .map(|n| format!(r#"<img src="/stream/{n}" style="{TILE}">"#))
+        .collect();
+    set_body(&mut cdp, &imgs).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let watched = hubs.iter().filter(|h| h.stats().clients > 0).count();
+    eprintln!("24 <img>s over HTTP/1.1: {watched} streams had a viewer after 3 s");
+    assert!(
+        (1..=6).contains(&watched),
+        "over HTTP/1.1 {watched} of 24 <img>s played (the control expects at most six)"
+    );
+    let noise = page_noise(&cdp);
+    assert!(noise.is_empty(), "the page logged or threw: {noise:?}");
+    drop(chromium);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_recovers_from_a_server_restart_without_a_reload() {
+    if chromium_or_skip("restart") {
+        bounded("restart", run_restart()).await;
+    }
+}
+
+/// The server as its own process (`mjpeg-server --listen ADDR --stream
+/// cam=demo`), killed with SIGKILL: no close frame, as in a crash.
+struct Process(std::process::Child);
+
+impl Process {
+    async fn start(listen: &str) -> Process {
+        let child = common::logged_server(&["--listen", listen, "--stream", "cam=demo"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + STEP;
+        while tokio::net::TcpStream::connect(listen).await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the server did not listen on {listen}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Process(child)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn run_restart() {
+    // A free port, for both lives of the server.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let server = Process::start(&listen).await;
+    // The index page: a dashboard of one player.
+    let (chromium, mut cdp) = page(&format!("http://{listen}/")).await;
+    until_players(
+        &mut cdp,
+        Duration::from_secs(5),
+        "the player showing frames",
+        |ps| ps[0]["frames"].as_u64() >= Some(2),
+    )
+    .await;
+
+    drop(server);
+    // Down for a second: the player tries again, and backs off.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = players(&mut cdp).await[0]["frames"].as_u64().unwrap();
+    let _server = Process::start(&listen).await;
+    let restarted = Instant::now();
+    let after = until_players(
+        &mut cdp,
+        Duration::from_secs(5),
+        "new frames after the restart",
+        |ps| ps[0]["frames"].as_u64().unwrap() >= before + 2,
+    )
+    .await;
+    eprintln!(
+        "the player showed new frames {:.1?} after the restart: {after:?}",
+        restarted.elapsed()
+    );
+    // The same document: no reload happened.
+    assert_eq!(
+        cdp.eval("document.querySelectorAll('mjpeg-stream').length")
+            .await,
+        1
+    );
+    drop(chromium);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_out_of_view_or_removed_stops_being_a_viewer() {
+    if chromium_or_skip("visibility") {
+        bounded("visibility", run_visibility()).await;
+    }
+}
+
+async fn run_visibility() {
+    let server = TestServer::start(&["top", "below"], ServerOptions::default()).await;
+    let (top, below) = (server.hub("top"), server.hub("below"));
+    publish_all(vec![top.clone(), below.clone()], server.token.clone());
+    let (chromium, mut cdp) = page(&server.url("/")).await;
+    load_player(&mut cdp, server.addr).await;
+    // The second player is far below the fold of the 800 px window.
+    set_body(
+        &mut cdp,
+        &format!(
+            r#"<mjpeg-stream id="top" src="/stream/top" style="{TILE}"></mjpeg-stream>
+               <div style="height:4000px"></div>
+               <mjpeg-stream id="below" src="/stream/below" style="{TILE}"></mjpeg-stream>
+               <div style="height:4000px"></div>"#
+        ),
+    )
+    .await;
+    until_clients(&top, 1, Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(below.stats().clients, 0, "a player out of view subscribed");
+
+    // Scrolled into view, it plays; scrolled out again, it stops.
+    cdp.eval("document.getElementById('below').scrollIntoView(); true")
+        .await;
+    until_clients(&below, 1, Duration::from_secs(2)).await;
+    until_clients(&top, 0, Duration::from_secs(2)).await;
+    cdp.eval("window.scrollTo(0, 0); true").await;
+    until_clients(&below, 0, Duration::from_secs(2)).await;
+    until_clients(&top, 1, Duration::from_secs(2)).await;
+
+    // Removed, it stops too.
+    cdp.eval("document.getElementById('top').remove(); true")
+        .await;
+    until_clients(&top, 0, Duration::from_secs(2)).await;
+    let noise = page_noise(&cdp);
+    assert!(noise.is_empty(), "the page logged or threw: {noise:?}");
+    drop(chromium);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_another_origin_a_player_uses_the_websocket_if_allowed_else_an_img() {
+    if chromium_or_skip("other origin") {
+        bounded("other origin", run_other_origin()).await;
+    }
+}
+
+async fn run_other_origin() {
+    // The page's own server, with no streams.
+    let site = TestServer::start(&[], ServerOptions::default()).await;
+    let origin = format!("http://{}", site.addr);
+    // One stream server allows the page's origin, one does not.
+    let allowing = ServerOptions {
+        http: HttpOptions {
+            allow_origins: vec![origin.parse().unwrap()],
+            ..HttpOptions::default()
+        },
+        ..ServerOptions::default()
+    };
+    let open = TestServer::start(&["cam"], allowing).await;
+    let closed = TestServer::start(&["cam"], ServerOptions::default()).await;
+    publish_all(vec![open.hub("cam"), closed.hub("cam")], site.token.clone());
+    let (chromium, mut cdp) = page(&site.url("/")).await;
+    // The module itself comes from a stream server (CORS lets it).
+    load_player(&mut cdp, open.addr).await;
+    set_body(
+        &mut cdp,
+        &format!(
+            r#"<mjpeg-stream src="http://{}/stream/cam" style="{TILE}"></mjpeg-stream>
+               <mjpeg-stream src="http://{}/stream/cam" style="{TILE}"></mjpeg-stream>"#,
+            open.addr, closed.addr
+        ),
+    )
+    .await;
+    let ps = until_players(
+        &mut cdp,
+        Duration::from_secs(5),
+        "both players playing",
+        |ps| {
+            ps[0]["transport"] == "websocket"
+                && ps[0]["frames"].as_u64() >= Some(2)
+                && ps[1]["transport"] == "img"
+                && ps[1]["frames"].as_u64() >= Some(1)
+        },
+    )
+    .await;
+    eprintln!("other origin: {ps:?}");
+    until_clients(&open.hub("cam"), 1, Duration::from_secs(2)).await;
+    until_clients(&closed.hub("cam"), 1, Duration::from_secs(2)).await;
+    drop(chromium);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_does_not_grow_the_browsers_memory() {
+    if chromium_or_skip("memory") {
+        bounded("memory", run_memory()).await;
+    }
+}
+
+/// Resident memory of every process in the process group `group`, in
+/// bytes (Chromium's browser, renderer and helper processes).
+fn group_rss(group: u32) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let path = entry.path();
+        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
+            continue;
+        };
+        // After the command's closing parenthesis: state, ppid, pgrp.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        if rest.split_whitespace().nth(2) != Some(&group.to_string()) {
+            continue;
+        }
+        let status = std::fs::read_to_string(path.join("status")).unwrap_or_default();
+        if let Some(kb) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            total += kb * 1024;
+        }
+    }
+    total
+}
+
+/// The page's JavaScript heap after a full collection, and the browser's
+/// resident memory then.
+async fn memory(cdp: &mut Cdp, chromium: &Chromium) -> (u64, u64) {
+    cdp.call("HeapProfiler.collectGarbage", serde_json::json!({}))
+        .await;
+    let heap = cdp
+        .call("Runtime.getHeapUsage", serde_json::json!({}))
+        .await;
+    let used = heap["usedSize"].as_f64().unwrap() as u64;
+    (used, group_rss(chromium.pid()))
+}
+
+async fn run_memory() {
+    let server = TestServer::start(&["hd"], ServerOptions::default()).await;
+    let hub = server.hub("hd");
+    let stop = server.token.clone();
+    let base = corpus("jpeg_200k.jpg");
+    tokio::spawn(async move {
+        for n in 0u64.. {
+            let _ = hub.publish_jpeg(tagged(&base, &format!("f{n}")));
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(33)) => {}
+            }
+        }
+    });
+    let (chromium, mut cdp) = page(&server.url("/")).await;
+    load_player(&mut cdp, server.addr).await;
+    set_body(
+        &mut cdp,
+        r#"<mjpeg-stream src="/stream/hd" style="width:640px"></mjpeg-stream>"#,
+    )
+    .await;
+    // Warm up: the first frames allocate the canvas and the decoder.
+    until_players(
+        &mut cdp,
+        Duration::from_secs(5),
+        "the player playing",
+        |ps| ps[0]["frames"].as_u64() >= Some(30),
+    )
+    .await;
+    let (heap0, rss0) = memory(&mut cdp, &chromium).await;
+    let frames0 = players(&mut cdp).await[0]["frames"].as_u64().unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (heap1, rss1) = memory(&mut cdp, &chromium).await;
+    let frames1 = players(&mut cdp).await[0]["frames"].as_u64().unwrap();
+    let shown = frames1 - frames0;
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    eprintln!(
+        "{shown} frames of 1280×720 (196 kB JPEG, 3.5 MiB decoded) shown in 10 s: \
+         JS heap {:.1} -> {:.1} MiB, Chromium RSS {:.1} -> {:.1} MiB",
+        mib(heap0),
+        mib(heap1),
+        mib(rss0),
+        mib(rss1)
+    );
+    // Enough frames went through that keeping any of them would show:
+    // a hundred decoded frames are 350 MiB, their JPEGs 19 MiB.
+    assert!(shown >= 100, "only {shown} frames shown in 10 s");
+    assert!(
+        heap1 < heap0 + (2 << 20),
+        "the JS heap grew from {heap0} to {heap1} bytes"
+    );
+    assert!(
+        rss1 < rss0 + (64 << 20),
+        "Chromium's memory grew from {:.1} to {:.1} MiB over {shown} frames",
+        mib(rss0),
+        mib(rss1)
+    );
+    drop(chromium);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement that takes about 15 s; run it by name"]
+async fn player_latency_against_img() {
+    if chromium_or_skip("player latency") {
+        bounded("player latency", run_latency()).await;
+    }
+}
+
+/// A 160×120 JPEG, all red or all blue.
+fn red_or_blue(red: bool) -> Vec<u8> {
+    let rgb: [u8; 3] = if red { [230, 20, 20] } else { [20, 20, 230] };
+    let pixels: Vec<u8> = rgb.iter().copied().cycle().take(160 * 120 * 3).collect();
+    mjpeg_server::frame::encode_jpeg(&pixels, 160, 120, mjpeg_server::frame::Pixels::Rgb, 90)
+        .unwrap()
+}
+
+/// Publish-to-display latency of a player and of an `<img>` (advanced
+/// headers) of the same stream, side by side on one page: frames
+/// alternate red and blue every second, and the page looks at the centre
+/// pixel of both every 4 ms, logging each change by the wall clock, which
+/// the server's publication time is read by too.
+async fn run_latency() {
+    const FRAMES: usize = 12;
+    let server = TestServer::start(&["s"], ServerOptions::default()).await;
+    let hub = server.hub("s");
+    hub.publish_jpeg(red_or_blue(false)).unwrap();
+    let (chromium, mut cdp) = page(&server.url("/")).await;
+    load_player(&mut cdp, server.addr).await;
+    set_body(
+        &mut cdp,
+        &format!(
+            r#"<img src="/stream/s" style="{TILE}"><mjpeg-stream src="/stream/s" style="{TILE}"></mjpeg-stream>"#
+        ),
+    )
+    .await;
+    until_players(
+        &mut cdp,
+        Duration::from_secs(5),
+        "the player playing",
+        |ps| ps[0]["frames"].as_u64() >= Some(1),
+    )
+    .await;
+    cdp.eval(
+        r#"(() => {
+            window.changes = [[], []];
+            const last = [null, null];
+            const c = document.createElement('canvas');
+            c.width = c.height = 1;
+            const x = c.getContext('2d', { willReadFrequently: true });
+            const look = () => {
+                const now = performance.timeOrigin + performance.now();
+                const els = [document.querySelector('img'), document.querySelector('mjpeg-stream canvas')];
+                els.forEach((el, i) => {
+                    const w = el && (el.naturalWidth || el.width), h = el && (el.naturalHeight || el.height);
+                    if (!w) return;
+                    x.clearRect(0, 0, 1, 1);
+                    x.drawImage(el, w / 2, h / 2, 1, 1, 0, 0, 1, 1);
+                    const d = x.getImageData(0, 0, 1, 1).data;
+                    const k = d[0] > d[2] ? 'red' : 'blue';
+                    if (k !== last[i]) { last[i] = k; changes[i].push([now, k]); }
+                });
+                setTimeout(look, 4);
+            };
+            look();
+            return true;
+        })()"#,
+    )
+    .await;
+    let mut published = Vec::new();
+    for i in 0..FRAMES {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let red = i % 2 == 0;
+        hub.publish_jpeg(red_or_blue(red)).unwrap();
+        let at = hub.latest().unwrap().published();
+        let ms = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+            * 1000.0;
+        published.push((if red { "red" } else { "blue" }, ms));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let changes = cdp.eval("changes").await;
+    for (i, label) in ["<img> (advanced headers)", "<mjpeg-stream> (WebSocket)"]
+        .iter()
+        .enumerate()
+    {
+        let log: Vec<(f64, String)> = changes[i]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c[0].as_f64().unwrap(), c[1].as_str().unwrap().to_string()))
+            .collect();
+        let mut lat: Vec<f64> = published
+            .iter()
+            .filter_map(|&(colour, at)| {
+                log.iter()
+                    .find(|(t, c)| *t >= at && c == colour)
+                    .map(|(t, _)| t - at)
+            })
+            .collect();
+        lat.sort_by(f64::total_cmp);
+        eprintln!(
+            "Chromium {label}: {} of {FRAMES} frames shown, publish to display median {:.0} ms, min {:.0} ms, max {:.0} ms",
+            lat.len(),
+            lat.get(lat.len() / 2).copied().unwrap_or(f64::NAN),
+            lat.first().copied().unwrap_or(f64::NAN),
+            lat.last().copied().unwrap_or(f64::NAN),
+        );
+        assert_eq!(lat.len(), FRAMES, "{label} missed frames: {log:?}");
+    }
+    drop(chromium);
+}
