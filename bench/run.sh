@@ -201,6 +201,13 @@ fast_ratio_med=$(awk -v a="$(f c500slow .fast.fps.median)" -v b="$(f c500 .fast.
 abs_ratio=$(awk -v r="$fast_ratio" 'BEGIN { print (r < 0 ? -r : r) }')
 receiving10k=$(f c10k .fast.receiving)
 
+# Variants (?width=, ?quality=): their own script, whose table joins these.
+variants_table=""
+if [ "$smoke" = 0 ]; then
+  say "variants"
+  variants_table="$(BENCH_PORT=$((port + 40)) BENCH_DURATION="$duration" BENCH_OUT="$out/variants" bench/variants.sh)"
+fi
+
 results="$out/results.md"
 {
   echo "Run of $started on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')),"
@@ -243,6 +250,10 @@ results="$out/results.md"
   echo "| 4. fast clients' fps within 2 % with 10 % slow | slowest fast client $fast_ratio %, median $fast_ratio_med % | $(holds "$abs_ratio" '<=' 2) |"
   echo "| 5. idle RSS ≤ 10 MB | $(fmt "$(f idle .server.peak_rss_mb)" 1) MB | $(holds "$(f idle .server.peak_rss_mb)" '<=' 10) |"
   echo "| 5. idle CPU ≈ 0 | $(fmt "$(f idle .server.cpu_percent)" 2) % of a core | $(holds "$(f idle .server.cpu_percent)" '<' 1) |"
+  if [ -n "$variants_table" ]; then
+    echo
+    echo "$variants_table"
+  fi
 } >"$results"
 
 # Replace what lies between the markers in docs/benchmarks.md.

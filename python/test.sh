@@ -16,8 +16,11 @@ fi
 # optimised module that users get.
 MATURIN_PEP517_ARGS="--profile dev" \
   "$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps ./python
-"$venv/bin/ruff" format --config python/pyproject.toml --check --quiet python examples/python
-"$venv/bin/ruff" check --config python/pyproject.toml --quiet python examples/python
+# The Python code (the READMEs' snippets are laid out for reading).
+py_dirs=(python/mjpeg_server python/tests python/examples python/bench examples/python)
+"$venv/bin/ruff" format --config python/pyproject.toml --check --quiet "${py_dirs[@]}"
+"$venv/bin/ruff" check --config python/pyproject.toml --quiet "${py_dirs[@]}"
 # The stub (mjpeg_server/_native.pyi) says what the module really has.
 (cd "$venv" && bin/python -m mypy.stubtest mjpeg_server)
-(cd python && "../$venv/bin/python" -m pytest -q -p no:cacheprovider tests)
+# From the root, so that the installed module is imported, not python/mjpeg_server.
+"$venv/bin/python" -m pytest -q -p no:cacheprovider python/tests

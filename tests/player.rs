@@ -512,8 +512,15 @@ async fn player_latency_against_img() {
 fn red_or_blue(red: bool) -> Vec<u8> {
     let rgb: [u8; 3] = if red { [230, 20, 20] } else { [20, 20, 230] };
     let pixels: Vec<u8> = rgb.iter().copied().cycle().take(160 * 120 * 3).collect();
-    mjpeg_server::frame::encode_jpeg(&pixels, 160, 120, mjpeg_server::frame::Pixels::Rgb, 90)
-        .unwrap()
+    mjpeg_server::frame::encode_jpeg(
+        &pixels,
+        160,
+        120,
+        mjpeg_server::frame::Pixels::Rgb,
+        90,
+        mjpeg_server::frame::Chroma::Full,
+    )
+    .unwrap()
 }
 
 /// Publish-to-display latency of a player and of an `<img>` (advanced

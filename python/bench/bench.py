@@ -112,7 +112,8 @@ def serve(args: argparse.Namespace, out: pathlib.Path) -> list[dict]:
 
 def serve_table(rows: list[dict], duration: float) -> str:
     lines = [
-        "| server | viewers | fps per viewer (min / median) | p99 latency | Python process CPU | MB/s |",
+        "| server | viewers | fps per viewer (min / median) | p99 latency "
+        "| Python process CPU | MB/s |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:

@@ -100,12 +100,8 @@ def run_flask(port: int, publish_forever: Callable[[Callable], None]) -> None:
                 with changed:
                     changed.wait()
                     jpeg = latest[0]
-                yield (
-                    b"--frame\r\nContent-Type: image/jpeg\r\n"
-                    + f"Content-Length: {len(jpeg)}\r\nX-Timestamp: {time.time():.6f}\r\n\r\n".encode()
-                    + jpeg
-                    + b"\r\n"
-                )
+                head = f"Content-Length: {len(jpeg)}\r\nX-Timestamp: {time.time():.6f}\r\n\r\n"
+                yield b"--frame\r\nContent-Type: image/jpeg\r\n" + head.encode() + jpeg + b"\r\n"
 
         return Response(parts(), mimetype="multipart/x-mixed-replace; boundary=frame")
 

@@ -7,6 +7,8 @@ import shutil
 import time
 import urllib.request
 
+import pytest
+
 import mjpeg_server
 from conftest import DATA, corpus, decode, get, snapshot
 
@@ -133,3 +135,30 @@ def test_status_lists_python_streams(server):
     assert status == 200
     names = [s["name"] for s in json.loads(body)["streams"]]
     assert names == ["plot"]
+
+
+def test_variants_and_overlays_from_python(server):
+    import numpy as np
+
+    plain = server.stream("plain")
+    grey = np.full((360, 640, 3), 128, np.uint8)
+    plain.publish(grey)
+    # Any stream's URL takes ?width=, ?height=, ?quality=.
+    status, body = get(plain.snapshot_url + "?width=160")
+    assert status == 200 and decode(body).size == (160, 90)
+    status, body = get(plain.snapshot_url + "?width=0")
+    assert status == 400 and body.startswith(b"width=")
+
+    # An overlay is drawn on every frame: bottom-left changes, the top does not.
+    stamped = server.stream("stamped", overlay="{stream} %H:%M:%S")
+    stamped.publish(grey)
+    image = decode(snapshot(stamped)).convert("RGB")
+    assert image.size == (640, 360)
+    assert image.getpixel((320, 20)) == image.getpixel((600, 20))
+    assert abs(image.getpixel((320, 20))[0] - 128) < 8
+    band = [image.getpixel((x, 350))[0] for x in range(0, 100)]
+    assert min(band) < 70, "no darkened band bottom-left"
+    with pytest.raises(ValueError, match="ASCII"):
+        server.stream("bad", overlay="café")
+    with pytest.raises(ValueError, match="overlay_time"):
+        server.stream("bad2", overlay="x", overlay_time="mars")
