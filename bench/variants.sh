@@ -50,7 +50,7 @@ load() {
     >"$out/$name.json" 2>"$out/$name.log"
 }
 
-fps() { jq -r '"\(.fast.fps.min) / \(.fast.fps.median)"' "$out/$1.json"; }
+fps() { jq -r '"\(.fast.fps.min * 10 | round / 10) / \(.fast.fps.median * 10 | round / 10)"' "$out/$1.json"; }
 cpu() { jq -r '.server.cpu_s / .window_s * 100 | floor' "$out/$1.json"; }
 
 echo "== mix: 200 plain + 200 ?width=320 + 50 ?width=640&quality=60" >&2
@@ -61,8 +61,10 @@ load mix-320 "?width=320" 200 &
 b=$!
 load mix-640 "?width=640&quality=60" 50 &
 c=$!
-wait "$a" "$b" "$c"
+# The variants as /status shows them halfway through the window.
+sleep "$(awk -v d="$duration" 'BEGIN { print 2 + 5 + d / 2 }')"
 status="$(curl -s "$base/status")"
+wait "$a" "$b" "$c"
 stop_server
 
 echo "== sharing" >&2
@@ -80,10 +82,11 @@ start "synthetic:$out/w320.jpg#fps=30"
 load fan-100 "" 100 "$server_pid"
 stop_server
 
-c1=$(jq .server.cpu_s "$out/share-1.json")
-c100=$(jq .server.cpu_s "$out/share-100.json")
-f1=$(jq .server.cpu_s "$out/fan-1.json")
-f100=$(jq .server.cpu_s "$out/fan-100.json")
+cpu_s() { jq '.server.cpu_s * 100 | round / 100' "$out/$1.json"; }
+c1=$(cpu_s share-1)
+c100=$(cpu_s share-100)
+f1=$(cpu_s fan-1)
+f100=$(cpu_s fan-100)
 cat <<TABLE
 ### Variants, $duration s per case ($(nproc) cores)
 
@@ -93,7 +96,7 @@ cat <<TABLE
 | ?width=320 | 200 | $(fps mix-320) |
 | ?width=640&quality=60 | 50 | $(fps mix-640) |
 
-Server during the mix: $(cpu mix-plain) % of one core, peak RSS $(jq .server.peak_rss_mb "$out/mix-plain.json") MB;
+Server during the mix: $(cpu mix-plain) % of one core, peak RSS $(jq '.server.peak_rss_mb * 10 | round / 10' "$out/mix-plain.json") MB;
 variants: $(echo "$status" | jq -c '[.streams[0].variants[] | {variant, viewers, mean_ms, p99_ms}]')
 
 | sharing | server CPU-s in $duration s |
