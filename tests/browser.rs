@@ -486,18 +486,7 @@ async fn run_many_streams() {
             .unwrap();
         let ws_url = page_websocket_url(&http, chromium.devtools_port, &url).await;
         let mut cdp = Cdp::connect(&ws_url).await;
-        // The tab may still be on its first, blank document.
-        let deadline = Instant::now() + STEP;
-        loop {
-            let state = cdp
-                .eval("[location.href, document.readyState].join(' ')")
-                .await;
-            if state.as_str() == Some(&format!("{url} complete")) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "{url} did not load: {state}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_loaded(&mut cdp, &url).await;
         let imgs: String = (1..=8)
             .map(|i| format!(r#"<img src="/stream/s{i}" width="160">"#))
             .collect();

@@ -21,7 +21,7 @@
 mod chromium;
 mod common;
 
-use chromium::{bounded, chromium_or_skip, page_noise, Cdp, Chromium, STEP};
+use chromium::{bounded, chromium_or_skip, page_noise, wait_loaded, Cdp, Chromium, STEP};
 use common::{corpus, tagged, TestServer};
 use mjpeg_server::http::HttpOptions;
 use mjpeg_server::{Hub, ServerOptions};
@@ -54,20 +54,6 @@ async fn page(url: &str) -> (Chromium, Cdp) {
     let (chromium, mut cdp) = chromium::open(url).await;
     wait_loaded(&mut cdp, url).await;
     (chromium, cdp)
-}
-
-async fn wait_loaded(cdp: &mut Cdp, url: &str) {
-    let deadline = Instant::now() + STEP;
-    loop {
-        let state = cdp
-            .eval("[location.href, document.readyState].join(' ')")
-            .await;
-        if state.as_str() == Some(&format!("{url} complete")) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{url} did not load: {state}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Loads the player module from the server at `addr` into the page.

@@ -348,3 +348,19 @@ pub fn page_noise(cdp: &Cdp) -> Vec<&Value> {
         })
         .collect()
 }
+
+/// Waits until the tab shows `url`, loaded (it may still be on its
+/// first, blank document).
+pub async fn wait_loaded(cdp: &mut Cdp, url: &str) {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let state = cdp
+            .eval("[location.href, document.readyState].join(' ')")
+            .await;
+        if state.as_str() == Some(&format!("{url} complete")) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{url} did not load: {state}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

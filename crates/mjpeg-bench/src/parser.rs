@@ -23,7 +23,7 @@ pub struct FrameSeen {
     pub len: usize,
     /// Its `X-Timestamp`: Unix seconds when it was published. Always there
     /// for the strict parser; other servers' parts may have none
-    /// ([`crate::lenient`]).
+    /// ([`BenchOptions::lenient`](crate::BenchOptions::lenient)).
     pub timestamp: Option<f64>,
 }
 
