@@ -384,3 +384,15 @@ async fn the_command_line_takes_an_overlay_and_refuses_a_bad_one() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("printable ASCII"), "{err}");
 }
+
+#[tokio::test]
+async fn max_variants_zero_turns_variants_off() {
+    let srv = server(0).await;
+    let (status, body) = get(&srv, "/stream/cam?width=320").await;
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("makes no variants"), "{body}");
+    // The stream itself is still served, untouched.
+    let mut plain = RawClient::stream(srv.addr, "/stream/cam").await;
+    assert_eq!(decode(&plain.part().await.jpeg), (1280, 720));
+}

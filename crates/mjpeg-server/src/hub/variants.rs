@@ -59,11 +59,7 @@ struct Counters {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VariantError {
     /// The stream has as many variants as it may.
-    #[error(
-        "stream {stream} has {limit} variants being made, the most it may have ({}); \
-         ask for one of them ({live}) or for the stream itself\n",
-        crate::names::option_names().max_variants
-    )]
+    #[error("{}", too_many(stream, *limit, live))]
     TooMany {
         /// The stream.
         stream: String,
@@ -72,6 +68,18 @@ pub enum VariantError {
         /// The variants there are, as queries.
         live: String,
     },
+}
+
+fn too_many(stream: &str, limit: usize, live: &str) -> String {
+    let option = crate::names::option_names().max_variants;
+    if limit == 0 {
+        format!("this server makes no variants ({option} is 0); ask for stream {stream} itself\n")
+    } else {
+        format!(
+            "stream {stream} has {limit} variants being made, the most it may have ({option}); \
+             ask for one of them ({live}) or for the stream itself\n"
+        )
+    }
 }
 
 /// One live variant, as `/status` shows it.
