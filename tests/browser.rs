@@ -82,15 +82,12 @@ async fn run() {
     );
     let index_url = format!("http://{addr}/");
 
-    let chromium = Chromium::launch(&index_url).await;
+    let (chromium, mut cdp) = open(&index_url).await;
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(STEP)
         .build()
         .unwrap();
-    let ws_url = page_websocket_url(&http, chromium.devtools_port, &index_url).await;
-    let mut cdp = Cdp::connect(&ws_url).await;
-    cdp.call("Runtime.enable", json!({})).await;
 
     // 1. The player of the demo stream draws the demo's 640×360 (over the
     // WebSocket: the page's origin is the server's).
@@ -332,10 +329,7 @@ async fn run_chart() {
         .unwrap();
     assert_eq!(res.status(), 204, "{}", res.text().await.unwrap());
 
-    let chromium = Chromium::launch(&index_url).await;
-    let ws_url = page_websocket_url(&http, chromium.devtools_port, &index_url).await;
-    let mut cdp = Cdp::connect(&ws_url).await;
-    cdp.call("Runtime.enable", json!({})).await;
+    let (chromium, mut cdp) = open(&index_url).await;
 
     // 1. The chart's player draws the chart's 800×450.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -478,14 +472,7 @@ async fn run_many_streams() {
         // A page of eight plain <img>s (the index page plays them all
         // over one WebSocket: tests/player.rs).
         let url = format!("{scheme}://{addr}/page");
-        let chromium = Chromium::launch_with(&url, &["--ignore-certificate-errors"]).await;
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(STEP)
-            .build()
-            .unwrap();
-        let ws_url = page_websocket_url(&http, chromium.devtools_port, &url).await;
-        let mut cdp = Cdp::connect(&ws_url).await;
+        let (chromium, mut cdp) = open_with(&url, &["--ignore-certificate-errors"]).await;
         wait_loaded(&mut cdp, &url).await;
         let imgs: String = (1..=8)
             .map(|i| format!(r#"<img src="/stream/s{i}" width="160">"#))
@@ -676,15 +663,7 @@ impl Bench {
             .await;
             Page::Firefox(firefox, bidi)
         } else {
-            let chromium = Chromium::launch(&url).await;
-            let http = reqwest::Client::builder()
-                .no_proxy()
-                .timeout(STEP)
-                .build()
-                .unwrap();
-            let ws_url = page_websocket_url(&http, chromium.devtools_port, &url).await;
-            let mut cdp = Cdp::connect(&ws_url).await;
-            cdp.call("Runtime.enable", json!({})).await;
+            let (chromium, cdp) = open(&url).await;
             Page::Chromium(chromium, cdp)
         };
         // The tab may still be on its first, blank document.

@@ -324,7 +324,12 @@ pub fn base64_decode(s: &str) -> Vec<u8> {
 /// Chromium showing `url`, and a DevTools session on its tab with the
 /// runtime's events on.
 pub async fn open(url: &str) -> (Chromium, Cdp) {
-    let chromium = Chromium::launch(url).await;
+    open_with(url, &[]).await
+}
+
+/// Like [`open`], with extra flags for Chromium.
+pub async fn open_with(url: &str, extra: &[&str]) -> (Chromium, Cdp) {
+    let chromium = Chromium::launch_with(url, extra).await;
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(STEP)
