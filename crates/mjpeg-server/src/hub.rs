@@ -46,9 +46,10 @@ pub struct Published {
     published: SystemTime,
     at: Instant,
     header: Bytes,
-    /// The frame as one WebSocket message, built by the first socket that
-    /// sends it and shared by every other (see [`crate::http`]'s `/ws`).
-    ws_message: OnceLock<Bytes>,
+    /// What goes before the JPEG in this frame's WebSocket message, built
+    /// by the first socket that sends it and shared by every other (see
+    /// [`crate::http`]'s `/ws`).
+    ws_prefix: OnceLock<Bytes>,
 }
 
 impl Published {
@@ -101,11 +102,11 @@ impl Published {
         self.at.elapsed()
     }
 
-    /// This frame as a WebSocket message, made by `build` for the first
-    /// socket that asks and shared with every later one: the JPEG is
-    /// copied once per frame, not once per viewer.
-    pub(crate) fn ws_message(&self, build: impl FnOnce(&Published) -> Bytes) -> Bytes {
-        self.ws_message.get_or_init(|| build(self)).clone()
+    /// What goes before the JPEG in this frame's WebSocket message, made
+    /// by `build` for the first socket that asks and shared with every
+    /// later one, as [`part_header`](Self::part_header) is for multipart.
+    pub(crate) fn ws_prefix(&self, build: impl FnOnce(&Published) -> Bytes) -> Bytes {
+        self.ws_prefix.get_or_init(|| build(self)).clone()
     }
 
     /// Bytes of this frame's part on the wire in `layout`: part header (if
@@ -270,7 +271,7 @@ impl Hub {
             published,
             at,
             header,
-            ws_message: OnceLock::new(),
+            ws_prefix: OnceLock::new(),
         })));
         Ok(seq)
     }

@@ -289,7 +289,7 @@ pub async fn write_stream<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// Writes every byte of `bufs`, in as few system calls as the socket
 /// allows, without allocating. Empty buffers are allowed.
-async fn write_all_vectored<W: AsyncWrite + Unpin>(
+pub(crate) async fn write_all_vectored<W: AsyncWrite + Unpin>(
     io: &mut W,
     bufs: &[Bytes; 3],
 ) -> io::Result<()> {

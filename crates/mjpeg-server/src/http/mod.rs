@@ -202,6 +202,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Creds {
 }
 
 impl Creds {
+    /// The same credentials in buffers of their own. A request's header
+    /// values share the buffer hyper read the request into (16 KiB), so
+    /// whatever outlives the request, a WebSocket, keeps a copy instead.
+    fn owned(self) -> Creds {
+        Creds {
+            authorization: self
+                .authorization
+                .map(|v| HeaderValue::from_maybe_shared(Bytes::copy_from_slice(v.as_bytes())))
+                .and_then(Result::ok),
+            ..self
+        }
+    }
+
     fn presented(&self) -> Presented<'_> {
         Presented {
             authorization: self.authorization.as_ref().map(HeaderValue::as_bytes),
@@ -476,15 +489,8 @@ async fn metrics(State(st): State<AppState>, creds: Creds) -> Response {
     res
 }
 
-async fn websocket(
-    State(st): State<AppState>,
-    up: ws::Upgrade,
-    upgrade: Result<
-        axum::extract::ws::WebSocketUpgrade,
-        axum::extract::ws::rejection::WebSocketUpgradeRejection,
-    >,
-) -> Response {
-    ws::handle(st, up, upgrade)
+async fn websocket(State(st): State<AppState>, up: ws::Upgrade) -> Response {
+    ws::handle(st, up)
 }
 
 async fn not_found() -> Response {

@@ -81,13 +81,7 @@ impl Mount {
     /// under its hub's name, with the same access rules as the stream.
     pub fn websocket<S: Clone + Send + Sync + 'static>(&self) -> MethodRouter<S> {
         let mount = self.clone();
-        get(
-            |up: ws::Upgrade,
-             upgrade: Result<
-                axum::extract::ws::WebSocketUpgrade,
-                axum::extract::ws::rejection::WebSocketUpgradeRejection,
-            >| async move { ws::handle(mount.state.clone(), up, upgrade) },
-        )
+        get(|up: ws::Upgrade| async move { ws::handle(mount.state.clone(), up) })
     }
 
     /// `PUT` and `POST`: frames published by other programs, as the

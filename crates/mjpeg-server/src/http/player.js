@@ -12,7 +12,10 @@
 // not allow), the element shows a plain <img> of the stream instead.
 //
 // Attributes: src (the stream's URL, as for an <img>; its ?token= is used
-// for the socket too), fps (a cap on the rate), ws (the socket's URL, if
+// for the socket too), fps (a cap on the rate), width, height and quality
+// (a variant: the frames made smaller or at another JPEG quality by the
+// server, once for every viewer of the same variant; also read from the
+// src URL's query), ws (the socket's URL, if
 // not /ws of the stream's server), stream (the stream's name, if the URL
 // is not /stream/NAME), transport="img" (always the <img>), stall-after
 // (ms without a frame before a "stall" event; 3000).
@@ -23,6 +26,13 @@
 // clock), transport ("websocket", "img" or null).
 
 const HEADER = 20;
+const VARIANT = ['width', 'height', 'quality'];
+
+/// What a subscription is known by: the stream's name ('' for the
+/// server's first) and the variant asked for.
+function keyOf(stream, variant) {
+  return JSON.stringify([stream, ...VARIANT.map((k) => (variant[k] == null ? null : Number(variant[k])))]);
+}
 const FIRST_DELAY = 500;
 const MAX_DELAY = 30000;
 
@@ -35,17 +45,20 @@ class Connection {
     this.timer = null;
     this.delay = FIRST_DELAY;
     this.everOpened = false;
-    // The page's name for a stream ('' for the server's first) -> elements.
+    // A subscription's key (keyOf) -> elements.
     this.wanted = new Map();
+    // A subscription's key -> { stream, variant }.
+    this.specs = new Map();
     // A frame message's stream id -> the names it was subscribed under.
     this.ids = new Map();
   }
 
-  add(el, key) {
+  add(el, key, spec) {
     let els = this.wanted.get(key);
     if (!els) {
       els = new Set();
       this.wanted.set(key, els);
+      this.specs.set(key, spec);
     }
     els.add(el);
     // Subscribed again with every element, so that the rate fits them all.
@@ -57,9 +70,10 @@ class Connection {
     const els = this.wanted.get(key);
     if (!els || !els.delete(el)) return;
     if (els.size === 0) {
+      this.send(this.request('unsubscribe', key));
       this.wanted.delete(key);
+      this.specs.delete(key);
       for (const keys of this.ids.values()) keys.delete(key);
-      this.send(key === '' ? { op: 'unsubscribe' } : { op: 'unsubscribe', stream: key });
     } else {
       this.subscribe(key);
     }
@@ -74,10 +88,17 @@ class Connection {
       const f = parseFloat(el.getAttribute('fps'));
       fps = f > 0 ? Math.max(fps, f) : Infinity;
     }
-    const msg = { op: 'subscribe' };
-    if (key !== '') msg.stream = key;
+    const msg = this.request('subscribe', key);
     if (Number.isFinite(fps)) msg.fps = fps;
     this.send(msg);
+  }
+
+  request(op, key) {
+    const { stream, variant } = this.specs.get(key);
+    const msg = { op };
+    if (stream !== '') msg.stream = stream;
+    for (const k of VARIANT) if (variant[k] != null) msg[k] = Number(variant[k]);
+    return msg;
   }
 
   send(msg) {
@@ -129,7 +150,7 @@ class Connection {
       }
       // A working server: the next loss starts the back-off afresh.
       this.delay = FIRST_DELAY;
-      const key = m.stream == null ? '' : String(m.stream);
+      const key = keyOf(m.stream == null ? '' : String(m.stream), m);
       if (m.op === 'subscribed') {
         let keys = this.ids.get(m.id);
         if (!keys) this.ids.set(m.id, (keys = new Set()));
@@ -160,14 +181,24 @@ function connection(url) {
   return c;
 }
 
-/// The socket's URL and the stream's name for an element.
+/// The socket's URL, the stream's name and variant, and the <img> URL for
+/// an element.
 function target(el) {
   const src = new URL(el.getAttribute('src'), document.baseURI);
   const token = src.searchParams.get('token');
-  let key = el.getAttribute('stream');
-  if (key === null) {
+  let stream = el.getAttribute('stream');
+  if (stream === null) {
     const m = /^\/stream(?:\/([^/]+))?$/.exec(src.pathname);
-    key = m && m[1] ? decodeURIComponent(m[1]) : '';
+    stream = m && m[1] ? decodeURIComponent(m[1]) : '';
+  }
+  // The attributes win over the URL's query; the <img> gets them too.
+  const variant = {};
+  for (const k of VARIANT) {
+    const v = el.hasAttribute(k) ? el.getAttribute(k) : src.searchParams.get(k);
+    if (v === null || v === '') continue;
+    if (!/^[0-9]+$/.test(v.trim())) throw new Error(`${k}="${v}" is not a whole number`);
+    variant[k] = Number(v);
+    src.searchParams.set(k, String(variant[k]));
   }
   let ws;
   if (el.hasAttribute('ws')) {
@@ -178,7 +209,7 @@ function target(el) {
   if (ws.protocol === 'http:') ws.protocol = 'ws:';
   if (ws.protocol === 'https:') ws.protocol = 'wss:';
   if (token !== null && !ws.searchParams.has('token')) ws.searchParams.set('token', token);
-  return { url: ws.href, key, src: src.href };
+  return { url: ws.href, key: keyOf(stream, variant), spec: { stream, variant }, src: src.href };
 }
 
 let styled = false;
@@ -195,7 +226,7 @@ function addStyle() {
 }
 
 class MjpegStream extends HTMLElement {
-  static observedAttributes = ['src', 'fps', 'ws', 'stream', 'transport'];
+  static observedAttributes = ['src', 'fps', 'ws', 'stream', 'transport', ...VARIANT];
 
   constructor() {
     super();
@@ -260,7 +291,7 @@ class MjpegStream extends HTMLElement {
     try {
       t = target(this);
     } catch (e) {
-      this._error(0, `bad src: ${e.message}`);
+      this._error(0, `bad src or variant: ${e.message}`);
       return;
     }
     this._lastArrival = performance.now();
@@ -275,7 +306,7 @@ class MjpegStream extends HTMLElement {
     // A socket that has failed and never worked: the <img> until it does.
     if (!conn.everOpened && conn.timer !== null) this._showImg();
     else this._showCanvas();
-    conn.add(this, t.key);
+    conn.add(this, t.key, t.spec);
   }
 
   _stop() {

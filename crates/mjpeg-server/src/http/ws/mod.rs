@@ -12,15 +12,22 @@
 //! The page sends JSON text messages:
 //!
 //! ```text
-//! {"op":"subscribe","stream":"NAME","fps":N}    fps optional; no stream: the first
-//! {"op":"unsubscribe","stream":"NAME"}
+//! {"op":"subscribe","stream":"NAME","fps":N,"width":W,"height":H,"quality":Q}
+//! {"op":"unsubscribe","stream":"NAME","width":W,"height":H,"quality":Q}
 //! ```
+//!
+//! Every field but `op` is optional: no `stream` is the server's first,
+//! `fps` caps the rate as `?fps=` does, and `width`, `height` and `quality`
+//! ask for a variant as the query parameters of the same names do. A
+//! subscription is known by its stream and variant: a page may watch two
+//! sizes of one stream.
 //!
 //! The server answers each subscribe with a text message,
 //! `{"op":"subscribed","stream":NAME,"name":NAME,"id":ID}` or
 //! `{"op":"error","stream":NAME,"status":CODE,"reason":TEXT}` (the status
-//! and text a stream request would get: 400, 401, 403, 404, 503), and sends
-//! every frame as one binary message, a 20-byte header and the JPEG:
+//! and text a stream request would get: 400, 401, 403, 404, 503), both with
+//! the variant's fields as asked, and sends every frame as one binary
+//! message, a 20-byte header and the JPEG:
 //!
 //! | bytes | field |
 //! | --- | --- |
@@ -29,8 +36,10 @@
 //! | 12..20 | when it was published, µs since the Unix epoch, big-endian `u64` |
 //! | 20.. | the JPEG |
 //!
-//! The id is the stream's own, the same on every socket, so the message is
-//! built once per frame and shared by every socket.
+//! The id is the stream's own (a variant's is its own too), the same on
+//! every socket, so the message's headers are built once per frame and
+//! shared by every socket, which writes them and the hub's JPEG with one
+//! vectored write ([`wire`] says why this module frames by hand).
 //!
 //! ## Rules
 //!
@@ -48,28 +57,38 @@
 //!
 //! A socket that breaks the rules is closed with a code and a reason: 1008
 //! (policy) for text that is not a request, more than [`MAX_SUBSCRIPTIONS`]
-//! streams, more than [`MAX_MESSAGES_PER_SECOND`] messages, or a socket
-//! that takes nothing for [`SEND_STALL`]; 1003 for binary messages; 1009
-//! for messages over [`MAX_MESSAGE`] bytes. At shutdown every socket is
-//! closed with 1001 (going away).
+//! subscriptions or more than [`MAX_MESSAGES_PER_SECOND`] messages; 1003
+//! for binary messages; 1009 for messages over [`MAX_MESSAGE`] bytes
+//! (refused from the frame's header, unread); 1002 for frames that break
+//! RFC 6455; 1007 for text that is not UTF-8. A socket that takes nothing
+//! for [`SEND_STALL`] is dropped (half a frame is written: no close frame
+//! can follow). At shutdown every socket is closed with 1001 (going away).
 
 mod protocol;
 mod subscriptions;
+mod wire;
 
 use axum::body::Body;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use bytes::Bytes;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use sha1::{Digest, Sha1};
 use std::net::SocketAddr;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{AppState, ConnectionHold, Creds};
 use crate::names::option_names;
 use crate::stream_request::{self, Asked, Params, Which};
-use protocol::{Reply, Request, Violation};
+use crate::viewer::write_all_vectored;
+use protocol::{Key, Reply, Request, Violation};
 use subscriptions::{FloodMeter, Subscriptions};
+use wire::{Incoming, ReadEnd, Reader};
 
 /// Most streams one socket may watch.
 pub const MAX_SUBSCRIPTIONS: usize = 64;
@@ -82,16 +101,18 @@ pub const MAX_MESSAGES_PER_SECOND: u32 = 4 * MAX_SUBSCRIPTIONS as u32;
 /// reading, and is closed.
 pub const SEND_STALL: Duration = Duration::from_secs(10);
 
-/// Messages larger than this are refused by the WebSocket layer before it
-/// reads them; those between [`MAX_MESSAGE`] and this are read, and
-/// answered with a close that says why.
-const HARD_LIMIT: usize = 4 * MAX_MESSAGE;
+/// How long a closing socket waits for the page to finish: its close
+/// frame and the end of what it was still sending.
+const CLOSING: Duration = Duration::from_secs(2);
 
-/// What the upgrade request says about who is asking.
+/// The upgrade request: who is asking, and the connection to take over.
 pub(super) struct Upgrade {
     creds: Creds,
     peer: Option<SocketAddr>,
     headers: HeaderMap,
+    /// The connection after the `101`, from hyper; none where the request
+    /// cannot be upgraded (HTTP/2).
+    on_upgrade: Option<OnUpgrade>,
     /// Kept while the socket lives ([`ConnectionHold`]).
     _hold: Option<ConnectionHold>,
 }
@@ -108,30 +129,27 @@ impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0),
             headers: parts.headers.clone(),
+            on_upgrade: parts.extensions.remove::<OnUpgrade>(),
             _hold: parts.extensions.get::<ConnectionHold>().cloned(),
         })
     }
 }
 
-/// The `/ws` handler: checks the origin and the credentials, then serves
-/// the socket until it closes or the server shuts down.
-pub(super) fn handle(
-    st: AppState,
-    up: Upgrade,
-    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
-) -> Response {
-    let ws = match ws {
-        Ok(ws) => ws,
-        Err(e) => {
-            return (
-                e.status(),
-                format!(
-                    "{}: /ws is the player's WebSocket (see /player.js); open it with new WebSocket(\"ws://HOST/ws\")\n",
-                    e.body_text()
-                ),
-            )
-                .into_response()
-        }
+/// Who a socket serves, for as long as it lives.
+struct Who {
+    creds: Creds,
+    peer: Option<SocketAddr>,
+    /// Kept while the socket lives ([`ConnectionHold`]).
+    _hold: Option<ConnectionHold>,
+}
+
+/// The `/ws` handler: checks the handshake, the origin and the
+/// credentials, answers `101`, then serves the socket until it closes or
+/// the server shuts down.
+pub(super) fn handle(st: AppState, mut up: Upgrade) -> Response {
+    let (accept, on_upgrade) = match handshake(&mut up) {
+        Ok(ok) => ok,
+        Err(res) => return res,
     };
     if let Err(res) = check_origin(&st, &up) {
         return res;
@@ -141,15 +159,100 @@ pub(super) fn handle(
     if let Err(why) = st.opts.access.identify(&up.creds.presented()) {
         return st.denied(&up.creds, why);
     }
-    ws.max_message_size(HARD_LIMIT)
-        .max_frame_size(HARD_LIMIT)
-        // The WebSocket layer's defaults are 128 KiB buffers each way per
-        // socket, most of a viewer's memory: requests are small, and a
-        // frame goes out as it is sent (the socket's own buffer holds what
-        // the client has not read yet), so small ones do.
-        .read_buffer_size(MAX_MESSAGE)
-        .write_buffer_size(0)
-        .on_upgrade(move |socket| serve(socket, st, up))
+    // Only what the socket needs is kept for its life: the request's
+    // headers share hyper's read buffer, 16 KiB a socket.
+    let who = Who {
+        creds: up.creds.owned(),
+        peer: up.peer,
+        _hold: up._hold,
+    };
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => serve(TokioIo::new(upgraded), st, who).await,
+            Err(e) => tracing::debug!(peer = ?who.peer, "a WebSocket upgrade failed: {e}"),
+        }
+    });
+    let mut res = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    res
+}
+
+/// Checks the opening handshake (RFC 6455 §4.2.1): the
+/// `Sec-WebSocket-Accept` to answer with and the connection to take over,
+/// or the refusal.
+#[allow(clippy::result_large_err)]
+fn handshake(up: &mut Upgrade) -> Result<(HeaderValue, OnUpgrade), Response> {
+    let has = |name: header::HeaderName, token: &str| {
+        up.headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    let refuse = |status: StatusCode, why: &str| {
+        let mut res = (
+            status,
+            format!(
+                "{why}: /ws is the player's WebSocket (see /player.js); open it with new WebSocket(\"ws://HOST/ws\")\n"
+            ),
+        )
+            .into_response();
+        if status == StatusCode::UPGRADE_REQUIRED {
+            let h = res.headers_mut();
+            h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            h.insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
+        }
+        Err(res)
+    };
+    if !has(header::CONNECTION, "upgrade") || !has(header::UPGRADE, "websocket") {
+        return refuse(
+            StatusCode::UPGRADE_REQUIRED,
+            "not a WebSocket handshake (no Connection: upgrade and Upgrade: websocket)",
+        );
+    }
+    if up
+        .headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(|v| v.as_bytes())
+        != Some(b"13")
+    {
+        return refuse(
+            StatusCode::UPGRADE_REQUIRED,
+            "only WebSocket version 13 is spoken",
+        );
+    }
+    let key = match up.headers.get(header::SEC_WEBSOCKET_KEY) {
+        Some(key)
+            if base64::engine::general_purpose::STANDARD
+                .decode(key.as_bytes())
+                .is_ok_and(|k| k.len() == 16) =>
+        {
+            key
+        }
+        _ => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "Sec-WebSocket-Key is missing or not 16 bytes in base64",
+            )
+        }
+    };
+    let mut sha = Sha1::new();
+    sha.update(key.as_bytes());
+    sha.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    let accept = base64::engine::general_purpose::STANDARD.encode(sha.finalize());
+    let Some(on_upgrade) = up.on_upgrade.take() else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "this connection cannot be upgraded (WebSockets need HTTP/1.1)",
+        );
+    };
+    // Base64 is always a valid header value.
+    Ok((HeaderValue::try_from(accept).expect("base64"), on_upgrade))
 }
 
 /// `Err` with the refusal if a browser page of another origin opens the
@@ -197,143 +300,182 @@ enum End {
     Gone,
     /// The server closes it, saying why.
     Close(Violation),
+    /// The server drops it without a close frame: a frame is half
+    /// written, so none can follow.
+    Drop(Violation),
 }
 
 /// Serves one socket: its requests, and every frame of its subscriptions.
-async fn serve(mut socket: WebSocket, st: AppState, up: Upgrade) {
+async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(mut io: IO, st: AppState, up: Who) {
     let mut subs = Subscriptions::default();
     let mut flood = FloodMeter::new();
+    let mut reader = Reader::new(MAX_MESSAGE);
     let end = loop {
-        tokio::select! {
+        // Shutdown is looked at last: only when nothing else is ready, so
+        // that a socket does not register with the shared token for every
+        // frame it sends.
+        let out = tokio::select! {
             biased;
-            _ = st.shutdown.cancelled() => break End::Close(Violation::Shutdown),
-            msg = socket.recv() => {
-                let text = match msg {
-                    Some(Ok(Message::Text(text))) => text,
-                    Some(Ok(Message::Binary(_))) => break End::Close(Violation::Binary),
-                    Some(Ok(Message::Close(_))) | None => break End::Gone,
-                    // Pings are answered by the WebSocket layer; they
-                    // count against the flood limit all the same.
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
-                        if !flood.allow(MAX_MESSAGES_PER_SECOND) {
-                            break End::Close(Violation::Flood(MAX_MESSAGES_PER_SECOND));
-                        }
-                        continue;
-                    }
-                    Some(Err(e)) => break read_error(e),
+            msg = reader.next(&mut io) => {
+                let msg = match msg {
+                    Ok(msg) => msg,
+                    Err(ReadEnd::Gone) => break End::Gone,
+                    Err(ReadEnd::Broke(v)) => break End::Close(v),
                 };
                 if !flood.allow(MAX_MESSAGES_PER_SECOND) {
                     break End::Close(Violation::Flood(MAX_MESSAGES_PER_SECOND));
                 }
-                if text.len() > MAX_MESSAGE {
-                    break End::Close(Violation::TooBig(MAX_MESSAGE));
-                }
-                let reply = match protocol::parse(&text) {
-                    Ok(req) => match answer(&st, &up, &mut subs, req).await {
-                        Ok(reply) => reply,
+                match msg {
+                    Incoming::Text(text) => match protocol::parse(&text) {
+                        // Boxed: requests are rare, and their futures
+                        // would otherwise take room in every socket's task.
+                        Ok(req) => match Box::pin(answer(&st, &up, &mut subs, req)).await {
+                            Ok(Some(reply)) => [wire::message(wire::TEXT, reply.as_bytes()), Bytes::new()],
+                            Ok(None) => continue,
+                            Err(v) => break End::Close(v),
+                        },
                         Err(v) => break End::Close(v),
                     },
-                    Err(v) => break End::Close(v),
-                };
-                if let Some(reply) = reply {
-                    if let Err(end) = send(&mut socket, &st, Message::Text(reply.into())).await {
-                        break end;
+                    Incoming::Binary => break End::Close(Violation::Binary),
+                    Incoming::Ping(payload) => [wire::message(wire::PONG, &payload), Bytes::new()],
+                    Incoming::Pong => continue,
+                    // The page closes: its close is answered in kind.
+                    Incoming::Close(code) => {
+                        let echo = code.map(u16::to_be_bytes);
+                        let echo = echo.as_ref().map_or(&[][..], |c| &c[..]);
+                        let _ = send(&mut io, &st, [wire::message(wire::CLOSE, echo), Bytes::new()]).await;
+                        break End::Gone;
                     }
                 }
             }
             (sub, p) = subs.next_due() => {
                 let id = sub.sub.hub().id();
-                let msg = p.ws_message(|p| protocol::frame_message(id, p));
-                let len = msg.len();
                 let record = sub.sub.record();
-                if let Err(end) = send(&mut socket, &st, Message::Binary(msg)).await {
+                let prefix = p.ws_prefix(|p| protocol::frame_prefix(id, p));
+                let len = prefix.len() + p.jpeg().len();
+                if let Err(end) = send(&mut io, &st, [prefix, p.jpeg().clone()]).await {
                     break end;
                 }
                 record.wrote(len);
+                continue;
             }
+            _ = st.shutdown.cancelled() => break End::Close(Violation::Shutdown),
+        };
+        if let Err(end) = send(&mut io, &st, out).await {
+            break end;
         }
     };
-    if let End::Close(why) = end {
-        tracing::debug!(peer = ?up.peer, "closing a WebSocket: {why}");
-        let frame = CloseFrame {
-            code: why.code(),
-            reason: why.reason().into(),
-        };
-        // Best effort: a client that is not reading cannot be told.
-        let _ = tokio::time::timeout(
-            Duration::from_secs(1),
-            socket.send(Message::Close(Some(frame))),
-        )
-        .await;
-    }
-}
-
-/// Why reading failed: a message over the hard limit is closed with 1009;
-/// anything else (a broken frame, a reset) ends the socket.
-fn read_error(e: axum::Error) -> End {
-    match e.into_inner().downcast::<tungstenite::Error>() {
-        Ok(e) if matches!(*e, tungstenite::Error::Capacity(_)) => {
-            End::Close(Violation::TooBig(MAX_MESSAGE))
+    match end {
+        End::Gone => {}
+        End::Drop(why) => tracing::debug!(peer = ?up.peer, "dropping a WebSocket: {why}"),
+        End::Close(why) => {
+            tracing::debug!(peer = ?up.peer, "closing a WebSocket: {why}");
+            Box::pin(close(&mut io, &why)).await;
         }
-        _ => End::Gone,
     }
 }
 
-/// Sends `msg`, unless the server shuts down first or the socket takes
-/// nothing for [`SEND_STALL`].
-async fn send(socket: &mut WebSocket, st: &AppState, msg: Message) -> Result<(), End> {
-    tokio::select! {
-        _ = st.shutdown.cancelled() => Err(End::Close(Violation::Shutdown)),
-        sent = tokio::time::timeout(SEND_STALL, socket.send(msg)) => match sent {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::Gone),
-            Err(_) => Err(End::Close(Violation::Stalled)),
+/// Sends one message (its buffers, one after the other, with one
+/// vectored write where the socket takes it), unless the socket takes
+/// nothing for [`SEND_STALL`]. At shutdown, a message begun is finished
+/// within a second, so that the close frame can follow it.
+async fn send<IO: AsyncWrite + Unpin>(
+    io: &mut IO,
+    st: &AppState,
+    bufs: [Bytes; 2],
+) -> Result<(), End> {
+    let [a, b] = bufs;
+    let bufs = [a, b, Bytes::new()];
+    let write = tokio::time::timeout(SEND_STALL, write_all_vectored(io, &bufs));
+    tokio::pin!(write);
+    // The write first: nearly always the socket takes it at once, and then
+    // no timer or shutdown wait is ever registered.
+    let sent = tokio::select! {
+        biased;
+        sent = &mut write => sent,
+        _ = st.shutdown.cancelled() => match tokio::time::timeout(Duration::from_secs(1), write).await {
+            Ok(Ok(Ok(()))) => return Err(End::Close(Violation::Shutdown)),
+            _ => return Err(End::Drop(Violation::Shutdown)),
         },
+    };
+    match sent {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::Gone),
+        Err(_) => Err(End::Drop(Violation::Stalled)),
     }
+}
+
+/// Closes the socket as RFC 6455 §7 asks: the close frame, then the end
+/// of the server's half; then what the page still sends (its own close,
+/// the rest of a message that was refused) is read and thrown away until
+/// it closes too, so that it reads the close frame instead of a reset.
+async fn close<IO: AsyncRead + AsyncWrite + Unpin>(io: &mut IO, why: &Violation) {
+    let frame = wire::close(why.code(), &why.reason());
+    let closing = async {
+        io.write_all(&frame).await?;
+        io.shutdown().await?;
+        // On the heap, and only now: an array here would make every
+        // socket's task this much larger for its whole life.
+        let mut scratch = vec![0u8; 4096];
+        let mut left: usize = 16 << 20;
+        while left > 0 {
+            match io.read(&mut scratch).await? {
+                0 => break,
+                n => left = left.saturating_sub(n),
+            }
+        }
+        std::io::Result::Ok(())
+    };
+    // Best effort: a page that does not read cannot be told.
+    let _ = tokio::time::timeout(CLOSING, closing).await;
 }
 
 /// Carries out one request; the reply to send, if any. A request that
 /// breaks a limit is the socket's end.
 async fn answer(
     st: &AppState,
-    up: &Upgrade,
+    up: &Who,
     subs: &mut Subscriptions,
     req: Request,
 ) -> Result<Option<String>, Violation> {
+    let key = req.key();
     match req {
-        Request::Unsubscribe { stream } => {
-            subs.remove(stream.as_deref());
+        Request::Unsubscribe { .. } => {
+            subs.remove(&key);
             Ok(None)
         }
-        Request::Subscribe { stream, fps } => {
-            let key = stream.as_deref();
-            if !subs.contains(key) && subs.len() >= MAX_SUBSCRIPTIONS {
+        Request::Subscribe { fps, .. } => {
+            if !subs.contains(&key) && subs.len() >= MAX_SUBSCRIPTIONS {
                 return Err(Violation::TooManySubscriptions(MAX_SUBSCRIPTIONS));
             }
             // A page that subscribes again (to change the rate) gives its
             // place back first, so that it does not count twice against
             // the stream's limit.
-            subs.remove(key);
+            subs.remove(&key);
             Ok(Some(subscribe(st, up, subs, key, fps).await))
         }
     }
 }
 
-/// Subscribes to the stream `key` as a stream request for it would be
-/// served, and says how it went.
+/// Subscribes to the stream and variant of `key` as a stream request for
+/// them would be served, and says how it went.
 async fn subscribe(
     st: &AppState,
-    up: &Upgrade,
+    up: &Who,
     subs: &mut Subscriptions,
-    key: Option<&str>,
+    key: Key,
     fps: Option<f64>,
 ) -> String {
+    let text = |n: Option<u64>| n.map(|n| n.to_string());
     let params = Params {
         fps: fps.map(|f| f.to_string()),
+        width: text(key.variant.width),
+        height: text(key.variant.height),
+        quality: text(key.variant.quality),
         ..Params::default()
     };
     let asked = Asked {
-        which: key.map_or(Which::First, Which::Named),
+        which: key.stream.as_deref().map_or(Which::First, Which::Named),
         params: &params,
         presented: up.creds.presented(),
         sec_fetch_dest: None,
@@ -346,12 +488,13 @@ async fn subscribe(
     match wanted {
         Ok((w, sub)) => {
             let reply = Reply::Subscribed {
-                stream: key,
+                stream: key.stream.as_deref(),
+                variant: key.variant,
                 name: w.hub.name(),
                 id: w.hub.id(),
             }
             .to_json();
-            subs.insert(key.map(str::to_string), sub, w.min_interval);
+            subs.insert(key, sub, w.min_interval);
             reply
         }
         Err(refusal) => {
@@ -364,7 +507,8 @@ async fn subscribe(
                 .unwrap_or_default();
             let reason = String::from_utf8_lossy(&text);
             Reply::Error {
-                stream: key,
+                stream: key.stream.as_deref(),
+                variant: key.variant,
                 status,
                 reason: reason.trim_end(),
             }

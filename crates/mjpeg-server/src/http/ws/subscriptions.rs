@@ -5,13 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::{sleep_until, Instant};
 
+use super::protocol::Key;
 use crate::hub::{Published, Subscriber};
 
 /// One stream watched over the socket: a viewer of it like any other,
 /// counted in `/status`.
 pub(super) struct Subscription {
-    /// The stream as the page named it (`None`: the first).
-    pub(super) key: Option<String>,
+    /// The stream as the page named it, and the variant.
+    pub(super) key: Key,
     pub(super) sub: Subscriber,
     /// Least time between frames (`fps`).
     pub(super) min_interval: Option<Duration>,
@@ -35,13 +36,8 @@ impl Subscriptions {
 
     /// Adds `sub` under `key`, replacing the subscription of that key if
     /// any (a page that subscribes again changes its rate).
-    pub(super) fn insert(
-        &mut self,
-        key: Option<String>,
-        sub: Subscriber,
-        min_interval: Option<Duration>,
-    ) {
-        self.remove(key.as_deref());
+    pub(super) fn insert(&mut self, key: Key, sub: Subscriber, min_interval: Option<Duration>) {
+        self.remove(&key);
         self.subs.push(Subscription {
             key,
             sub,
@@ -51,15 +47,15 @@ impl Subscriptions {
     }
 
     /// Ends the subscription of `key`; whether there was one.
-    pub(super) fn remove(&mut self, key: Option<&str>) -> bool {
+    pub(super) fn remove(&mut self, key: &Key) -> bool {
         let before = self.subs.len();
-        self.subs.retain(|s| s.key.as_deref() != key);
+        self.subs.retain(|s| s.key != *key);
         self.subs.len() != before
     }
 
     /// Whether `key` is subscribed.
-    pub(super) fn contains(&self, key: Option<&str>) -> bool {
-        self.subs.iter().any(|s| s.key.as_deref() == key)
+    pub(super) fn contains(&self, key: &Key) -> bool {
+        self.subs.iter().any(|s| s.key == *key)
     }
 
     /// Waits until some subscription has a frame it should get (a new
@@ -73,6 +69,15 @@ impl Subscriptions {
         }
         let n = self.subs.len();
         let (at, p) = loop {
+            // A frame that is already there is taken without building a
+            // wait for every subscription (most pages watch one stream).
+            if let Some(ready) = self.ready() {
+                break ready;
+            }
+            if n == 1 {
+                self.subs[0].due().await;
+                continue;
+            }
             let start = self.turn % n;
             let (first, second) = self.subs.split_at_mut(start);
             let waits = second
@@ -93,6 +98,29 @@ impl Subscriptions {
         s.last_sent = Some(now);
         s.sub.record().took(p.seq(), now.into_std());
         (s, p)
+    }
+}
+
+impl Subscriptions {
+    /// The first subscription, in turn, that may take a frame now and has
+    /// one, with the frame, taken.
+    fn ready(&mut self) -> Option<(usize, Arc<Published>)> {
+        let n = self.subs.len();
+        let now = Instant::now();
+        let turn = self.turn;
+        (0..n).map(|k| (turn + k) % n).find_map(|at| {
+            let s = &mut self.subs[at];
+            let allowed = match (s.min_interval, s.last_sent) {
+                (Some(interval), Some(last)) => now >= last + interval,
+                _ => true,
+            };
+            if !allowed {
+                return None;
+            }
+            let p = s.sub.take_unseen()?;
+            self.turn = at + 1;
+            Some((at, p))
+        })
     }
 }
 
