@@ -32,23 +32,17 @@
 
 mod chromium;
 mod common;
+mod firefox;
 
 use chromium::*;
+use firefox::{Bidi, Firefox, FIREFOX};
 
-use futures_util::{SinkExt, StreamExt};
 use mjpeg_server::frame::{Chroma, Pixels};
 use mjpeg_server::source::{SourceOptions, SourceSpec};
 use mjpeg_server::{Server, ServerOptions, Streams};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn index_page_shows_the_live_demo_stream_in_chromium() {
@@ -1109,193 +1103,6 @@ async fn run_latency(firefox: bool) {
                 String::new()
             }
         );
-    }
-}
-
-const FIREFOX: &str = "/usr/bin/firefox-esr";
-
-/// A headless Firefox with a fresh profile that can reach nothing but
-/// 127.0.0.1, killed (with every process it started) when dropped.
-struct Firefox {
-    child: Child,
-    port: u16,
-    stderr: Arc<Mutex<Vec<String>>>,
-    _profile: tempfile::TempDir,
-}
-
-impl Firefox {
-    async fn launch() -> Firefox {
-        let profile = tempfile::tempdir().unwrap();
-        // No DNS at all: every host name fails, so nothing can leave
-        // 127.0.0.1 (the pages here use the IP address). And none of the
-        // background services that would try.
-        std::fs::write(
-            profile.path().join("user.js"),
-            r#"user_pref("network.dns.disabled", true);
-user_pref("network.trr.mode", 5);
-user_pref("network.proxy.type", 0);
-user_pref("app.update.disabledForTesting", true);
-user_pref("browser.safebrowsing.malware.enabled", false);
-user_pref("browser.safebrowsing.phishing.enabled", false);
-user_pref("browser.safebrowsing.downloads.enabled", false);
-user_pref("datareporting.policy.dataSubmissionEnabled", false);
-user_pref("datareporting.healthreport.uploadEnabled", false);
-user_pref("toolkit.telemetry.enabled", false);
-user_pref("network.captive-portal-service.enabled", false);
-user_pref("network.connectivity-service.enabled", false);
-user_pref("extensions.update.enabled", false);
-user_pref("browser.shell.checkDefaultBrowser", false);
-user_pref("browser.startup.homepage_override.mstone", "ignore");
-user_pref("remote.prefs.recommended", true);
-"#,
-        )
-        .unwrap();
-        // A free port for the remote agent.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut child = Command::new(FIREFOX)
-            .args(["--headless", "--no-remote", "--profile"])
-            .arg(profile.path())
-            .args(["--remote-debugging-port", &port.to_string()])
-            .arg("about:blank")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {FIREFOX}: {e}"));
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let pipe = child.stderr.take().unwrap();
-        let log = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                if line.contains("WebDriver BiDi listening on ws://") {
-                    let _ = ready_tx.send(());
-                }
-                log.lock().unwrap().push(line);
-            }
-        });
-        let firefox = Firefox {
-            child,
-            port,
-            stderr,
-            _profile: profile,
-        };
-        let deadline = Instant::now() + STEP;
-        while ready_rx.try_recv().is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "firefox did not start its remote agent within {STEP:?}; stderr:\n{}",
-                firefox.stderr_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        firefox
-    }
-
-    fn stderr_tail(&self) -> String {
-        let lines = self.stderr.lock().unwrap();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-}
-
-impl Drop for Firefox {
-    fn drop(&mut self) {
-        end_group(&mut self.child);
-    }
-}
-
-/// A minimal WebDriver BiDi client (Firefox's remote protocol): one
-/// session, its first tab, one command at a time.
-struct Bidi {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    next_id: u64,
-    /// The tab's browsing context id.
-    context: String,
-}
-
-impl Bidi {
-    async fn connect(port: u16) -> Bidi {
-        let url = format!("ws://127.0.0.1:{port}/session");
-        let (ws, _) = match tokio::time::timeout(STEP, tokio_tungstenite::connect_async(&url)).await
-        {
-            Ok(Ok(ws)) => ws,
-            Ok(Err(e)) => panic!("{url}: {e}"),
-            Err(_) => panic!("{url}: no WebSocket handshake within {STEP:?}"),
-        };
-        let mut bidi = Bidi {
-            ws,
-            next_id: 1,
-            context: String::new(),
-        };
-        bidi.call("session.new", json!({ "capabilities": {} }))
-            .await;
-        let tree = bidi.call("browsingContext.getTree", json!({})).await;
-        bidi.context = tree["contexts"][0]["context"]
-            .as_str()
-            .expect("a browsing context")
-            .to_string();
-        bidi
-    }
-
-    /// Sends a command and returns its `result`; panics on an error.
-    async fn call(&mut self, method: &str, params: Value) -> Value {
-        let id = self.next_id;
-        self.next_id += 1;
-        let msg = json!({ "id": id, "method": method, "params": params });
-        let roundtrip = async {
-            self.ws
-                .send(Message::text(msg.to_string()))
-                .await
-                .map_err(|e| e.to_string())?;
-            loop {
-                let text = match self.ws.next().await {
-                    Some(Ok(Message::Text(t))) => t,
-                    Some(Ok(_)) => continue,
-                    Some(Err(e)) => return Err(e.to_string()),
-                    None => return Err("the browser closed the connection".to_string()),
-                };
-                let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-                if v["id"].as_u64() == Some(id) {
-                    return match v["type"].as_str() {
-                        Some("success") => Ok(v["result"].clone()),
-                        _ => Err(format!("{v}")),
-                    };
-                }
-            }
-        };
-        match tokio::time::timeout(STEP, roundtrip).await {
-            Ok(res) => res.unwrap_or_else(|e| panic!("{method}: {e}")),
-            Err(_) => panic!("{method}: no answer within {STEP:?}"),
-        }
-    }
-
-    /// Evaluates `expr` in the tab and returns its value (promises
-    /// awaited), passed through JSON.
-    async fn eval(&mut self, expr: &str) -> Value {
-        let context = self.context.clone();
-        let res = self
-            .call(
-                "script.evaluate",
-                json!({
-                    "expression": format!("(async () => JSON.stringify(await ({expr})))()"),
-                    "target": { "context": context },
-                    "awaitPromise": true,
-                }),
-            )
-            .await;
-        match res["type"].as_str() {
-            Some("success") => match res["result"]["value"].as_str() {
-                Some(json) => serde_json::from_str(json).unwrap(),
-                None => Value::Null,
-            },
-            _ => panic!("the page threw: {res}"),
-        }
     }
 }
 

@@ -198,6 +198,94 @@ async fn a_subscription_gets_each_new_frame_with_its_header_and_shows_in_status(
 }
 
 #[tokio::test]
+async fn a_subscription_can_ask_for_a_variant_and_a_page_can_watch_two_sizes() {
+    let server = TestServer::start(&["cam"], ServerOptions::default()).await;
+    let hub = server.hub("cam");
+    publish_every(
+        hub.clone(),
+        Duration::from_millis(50),
+        corpus("jpeg_50k.jpg"),
+        server.token.clone(),
+    );
+    let mut ws = connect(&ws_url(&server, "")).await;
+    send_json(
+        &mut ws,
+        json!({"op": "subscribe", "stream": "cam", "width": 160}),
+    )
+    .await;
+    let small = next_text(&mut ws).await;
+    assert_eq!(
+        (small["op"].as_str(), small["width"].as_u64()),
+        (Some("subscribed"), Some(160)),
+        "{small}"
+    );
+    send_json(&mut ws, json!({"op": "subscribe", "stream": "cam"})).await;
+    let whole = next_text(&mut ws).await;
+    assert_eq!(whole["op"], "subscribed", "{whole}");
+    assert!(whole.get("width").is_none(), "{whole}");
+    let (small, whole) = (small["id"].as_u64().unwrap(), whole["id"].as_u64().unwrap());
+    assert_ne!(small, whole, "a variant's frames carry an id of their own");
+
+    // Both arrive, each at its size, the variant keeping the aspect ratio.
+    let mut seen = (false, false);
+    while seen != (true, true) {
+        let f = next_frame(&mut ws).await;
+        let size = common::decode(&f.jpeg);
+        if u64::from(f.id) == small {
+            assert_eq!(size, (160, 120));
+            seen.0 = true;
+        } else {
+            assert_eq!(u64::from(f.id), whole);
+            assert_eq!(size, (640, 480));
+            assert!(tag_of(&f.jpeg).is_some(), "the source's own bytes");
+            seen.1 = true;
+        }
+    }
+    assert_eq!(hub.stats().variants.len(), 1);
+    assert_eq!(hub.stats().variants[0].viewers, 1);
+
+    // A bad value is refused as the query parameter is, and the socket
+    // goes on.
+    send_json(
+        &mut ws,
+        json!({"op": "subscribe", "stream": "cam", "width": 0}),
+    )
+    .await;
+    let refused = next_text(&mut ws).await;
+    assert_eq!(
+        (refused["op"].as_str(), refused["status"].as_u64()),
+        (Some("error"), Some(400)),
+        "{refused}"
+    );
+    assert_eq!(refused["width"], 0, "{refused}");
+    assert!(
+        refused["reason"].as_str().unwrap().contains("width"),
+        "{refused}"
+    );
+    // Unsubscribing the variant leaves the whole frames playing.
+    send_json(
+        &mut ws,
+        json!({"op": "unsubscribe", "stream": "cam", "width": 160}),
+    )
+    .await;
+    let until = tokio::time::Instant::now() + WAIT;
+    while hub.stats().variants.first().is_some_and(|v| v.viewers > 0) {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "the variant's viewer stayed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // (A variant frame or two may have been sent before the unsubscribe
+    // was read.)
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.push(u64::from(next_frame(&mut ws).await.id));
+    }
+    assert!(ids[10..].iter().all(|&id| id == whole), "{ids:?}");
+}
+
+#[tokio::test]
 async fn subscriptions_follow_the_streams_access_rules() {
     let token = "watch-token-123";
     let mut access = Access::new(
