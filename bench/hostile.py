@@ -16,7 +16,10 @@ boundary=- (a quadratic scan), decompression bombs (PNG and BMP declaring
 hundreds of megapixels), HTTP/2 connections that send no request or leave
 their flow-control window at zero, a FIFO in a watched folder, uploads
 refused mid-body, bare-LF and half-closed requests, and pushes that create
-stream after stream. Standard library only; everything stays on 127.0.0.0/8.
+stream after stream; and on the player's WebSocket, frames that break the
+protocol, frames announcing a gigabyte, subscribe/unsubscribe floods and
+sockets that subscribe and never read. Standard library only; everything
+stays on 127.0.0.0/8.
 """
 
 import argparse
@@ -84,6 +87,55 @@ async def http(port: int, raw: bytes, body_chunks=(), read_timeout=10.0) -> byte
     finally:
         writer.close()
     return out
+
+
+def ws_frame(opcode: int, payload: bytes, masked: bool = True) -> bytes:
+    """A client's WebSocket frame (RFC 6455 section 5.2), final."""
+    head = bytes([0x80 | opcode])
+    m = 0x80 if masked else 0
+    n = len(payload)
+    if n < 126:
+        head += bytes([m | n])
+    elif n < 65536:
+        head += bytes([m | 126]) + struct.pack(">H", n)
+    else:
+        head += bytes([m | 127]) + struct.pack(">Q", n)
+    if not masked:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+async def ws_open(port: int):
+    """A WebSocket to /ws from the attacker's address, after its 101."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(ATTACKER, 0))
+    writer.write(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    if not head.startswith(b"HTTP/1.1 101"):
+        writer.close()
+        raise RuntimeError(f"no 101: {head[:40]!r}")
+    return reader, writer
+
+
+async def ws_close_code(reader, timeout=10.0) -> int:
+    """Reads the server's frames until its close frame: the close code (0:
+    the connection ended without one)."""
+    try:
+        while True:
+            b0, b1 = await asyncio.wait_for(reader.readexactly(2), timeout)
+            n = b1 & 0x7F
+            if n == 126:
+                n = struct.unpack(">H", await reader.readexactly(2))[0]
+            elif n == 127:
+                n = struct.unpack(">Q", await reader.readexactly(8))[0]
+            payload = await asyncio.wait_for(reader.readexactly(n), timeout)
+            if b0 & 0x0F == 0x8:
+                return struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else 0
+    except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError, OSError):
+        return 0
 
 
 def status_of(answer: bytes) -> int:
@@ -210,6 +262,44 @@ async def attack(args) -> dict:
             head = f"GET /stream/{name} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
             await http(port, head, read_timeout=15)
 
+    async def ws_attack(name, frames):
+        reader, writer = await ws_open(port)
+        try:
+            for f in frames:
+                writer.write(f)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass  # closed before the last of them: its close is read below
+        code = await ws_close_code(reader)
+        writer.close()
+        stats.setdefault(f"ws_{name}_close", set()).add(code)
+
+    async def ws_garbage():
+        # Reserved bits set, then noise: no extension was agreed.
+        await ws_attack("garbage", [bytes([0xF1]) + os.urandom(63)])
+        await ws_attack("unmasked", [ws_frame(1, b'{"op":"subscribe"}', masked=False)])
+
+    async def ws_huge():
+        # A frame announcing 1 GiB, and the first megabyte of it.
+        head = bytes([0x81, 0x80 | 127]) + struct.pack(">Q", 1 << 30) + os.urandom(4)
+        await ws_attack("huge", [head, b"x" * (1 << 20)])
+
+    async def ws_churn():
+        sub = ws_frame(1, b'{"op":"subscribe","stream":"honest"}')
+        unsub = ws_frame(1, b'{"op":"unsubscribe","stream":"honest"}')
+        await ws_attack("churn", [sub + unsub] * 2000)
+
+    async def ws_never_reads():
+        # Twenty sockets that subscribe to the honest stream and never read.
+        socks = [await ws_open(port) for _ in range(20)]
+        for _, writer in socks:
+            writer.write(ws_frame(1, b'{"op":"subscribe","stream":"honest"}'))
+            await writer.drain()
+        await asyncio.sleep(max(0.0, end - time.monotonic()))
+        for _, writer in socks:
+            writer.close()
+        stats["ws_never_reads_sockets"] = len(socks)
+
     async def h2_attacks():
         await asyncio.gather(
             h2_hold(port, 0, 65535, 30, stats, "h2_idle"),
@@ -225,6 +315,10 @@ async def attack(args) -> dict:
         loop("create", create_names, 2.0),
         loop("h2", h2_attacks, 0.1),
         loop("relay_viewer", relay_viewer, 0.1),
+        loop("ws_garbage", ws_garbage, 0.2),
+        loop("ws_huge", ws_huge, 0.5),
+        loop("ws_churn", ws_churn, 0.5),
+        ws_never_reads(),
     )
     for k, v in list(stats.items()):
         if isinstance(v, set):

@@ -134,6 +134,9 @@ checks = [
     ("bombs refused", all(s in (400, 413, 415) for k in ("bomb_png_status", "bomb_bmp_status") for s in attacks.get(k, [0]))),
     ("oversize uploads answered 413", attacks.get("oversize_status") == [413]),
     ("bare-LF requests answered 200", attacks.get("bare_lf_status") == [200]),
+    ("WebSocket garbage and unmasked frames closed 1002", attacks.get("ws_garbage_close") == [1002] and attacks.get("ws_unmasked_close") == [1002]),
+    ("WebSocket frames announcing 1 GiB closed 1009", attacks.get("ws_huge_close") == [1009]),
+    ("WebSocket subscribe floods closed 1008", attacks.get("ws_churn_close") == [1008]),
     ("no panic in the log", "panicked" not in log),
     ("SIGTERM exits 0", server_rc == "0"),
 ]

@@ -207,6 +207,13 @@ if [ "$smoke" = 0 ]; then
   say "variants"
   variants_table="$(BENCH_PORT=$((port + 40)) BENCH_DURATION="$duration" BENCH_OUT="$out/variants" bench/variants.sh)"
 fi
+# The player's WebSocket against the multipart stream, one round of each
+# (bench/websocket.sh takes more rounds on its own).
+websocket_table=""
+if [ "$smoke" = 0 ]; then
+  say "websocket"
+  websocket_table="$(BENCH_PORT=$((port + 50)) BENCH_DURATION="$duration" BENCH_OUT="$out/websocket" bench/websocket.sh 1000 1)"
+fi
 
 results="$out/results.md"
 {
@@ -253,6 +260,10 @@ results="$out/results.md"
   if [ -n "$variants_table" ]; then
     echo
     echo "$variants_table"
+  fi
+  if [ -n "$websocket_table" ]; then
+    echo
+    echo "$websocket_table"
   fi
 } >"$results"
 
