@@ -647,14 +647,7 @@ impl Bench {
         // ordinary document.
         let url = format!("http://{addr}/page");
         let mut page = if firefox {
-            let firefox = Firefox::launch().await;
-            let mut bidi = Bidi::connect(firefox.port).await;
-            let context = bidi.context.clone();
-            bidi.call(
-                "browsingContext.navigate",
-                json!({ "context": context, "url": url, "wait": "complete" }),
-            )
-            .await;
+            let (firefox, bidi) = firefox::open(&url).await;
             Page::Firefox(firefox, bidi)
         } else {
             let (chromium, cdp) = open(&url).await;

@@ -699,7 +699,8 @@ async fn run_latency() {
     // The plain <img> shows the last frame when the next part begins: one
     // more frame, as long after, is what shows it.
     tokio::time::sleep(EVERY).await;
-    hub.publish_jpeg(red_or_blue(FRAMES.is_multiple_of(2))).unwrap();
+    hub.publish_jpeg(red_or_blue(FRAMES.is_multiple_of(2)))
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let changes = cdp.eval("changes").await;
     let mut latencies = Vec::new();

@@ -6,8 +6,8 @@
 //!
 //! `cargo bench --bench variant`
 
-use mjpeg_server::variant::{make_timed, Steps, VariantSpec};
 use mjpeg_server::frame::{encode_jpeg, Chroma, Pixels};
+use mjpeg_server::variant::{make_timed, Steps, VariantSpec};
 use mjpeg_server::Frame;
 use std::time::Duration;
 
@@ -89,9 +89,27 @@ fn scene(noise: u8) -> Frame {
             let window = (800..1100).contains(&x) && (100..350).contains(&y);
             let table = y > 520;
             let base = [
-                if window { 235.0 } else if table { light * 0.7 } else { light },
-                if window { 240.0 } else if table { light * 0.5 } else { light * 0.95 },
-                if window { 250.0 } else if table { light * 0.3 } else { light * 0.9 },
+                if window {
+                    235.0
+                } else if table {
+                    light * 0.7
+                } else {
+                    light
+                },
+                if window {
+                    240.0
+                } else if table {
+                    light * 0.5
+                } else {
+                    light * 0.95
+                },
+                if window {
+                    250.0
+                } else if table {
+                    light * 0.3
+                } else {
+                    light * 0.9
+                },
             ];
             for b in base {
                 state ^= state << 13;

@@ -39,7 +39,8 @@
 //! The id is the stream's own (a variant's is its own too), the same on
 //! every socket, so the message's headers are built once per frame and
 //! shared by every socket, which writes them and the hub's JPEG with one
-//! vectored write ([`wire`] says why this module frames by hand).
+//! vectored write (the private `wire` module says why `/ws` frames by
+//! hand).
 //!
 //! ## Rules
 //!
