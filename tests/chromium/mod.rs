@@ -49,12 +49,17 @@ pub fn chromium_or_skip(what: &str) -> bool {
 /// few hundred milliseconds after a frame is published, and two Chromiums
 /// sharing two cores would measure each other rather than the server.
 pub async fn bounded(what: &str, test: impl std::future::Future<Output = ()>) {
+    bounded_by(what, OVERALL, test).await;
+}
+
+/// [`bounded`], for a test that is meant to take longer, within `limit`.
+pub async fn bounded_by(what: &str, limit: Duration, test: impl std::future::Future<Output = ()>) {
     static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _turn = ONE_AT_A_TIME.lock().await;
     let started = Instant::now();
-    match tokio::time::timeout(OVERALL, test).await {
+    match tokio::time::timeout(limit, test).await {
         Ok(()) => eprintln!("{what} browser test took {:.1?}", started.elapsed()),
-        Err(_) => panic!("{what} browser test did not finish within {OVERALL:?}"),
+        Err(_) => panic!("{what} browser test did not finish within {limit:?}"),
     }
 }
 

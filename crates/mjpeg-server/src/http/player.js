@@ -23,7 +23,9 @@
 // Events: "frame" (detail: seq, timestamp, age), "stall" (detail: ms since
 // the last frame), "error" (detail: status, reason). Properties: frames,
 // lastFrameAge (ms since the frame shown was published, by this machine's
-// clock), transport ("websocket", "img" or null).
+// clock), transport ("websocket", "img" or null), reconnecting (also an
+// attribute, set while the connection is lost and tried again; the
+// element then shows its last frame dimmed, labelled "reconnecting…").
 
 const HEADER = 20;
 const VARIANT = ['width', 'height', 'quality'];
@@ -220,8 +222,11 @@ function addStyle() {
   const style = document.createElement('style');
   // :where() keeps these the weakest rules of the page.
   style.textContent =
-    ':where(mjpeg-stream){display:inline-block;line-height:0}' +
-    ':where(mjpeg-stream)>:where(canvas,img){display:block;max-width:100%;height:auto}';
+    ':where(mjpeg-stream){display:inline-block;line-height:0;position:relative}' +
+    ':where(mjpeg-stream)>:where(canvas,img){display:block;max-width:100%;height:auto}' +
+    ':where(mjpeg-stream[reconnecting])>:where(canvas,img){opacity:.5}' +
+    ':where(mjpeg-stream[reconnecting])::after{content:"reconnecting\\2026";position:absolute;left:4px;top:4px;' +
+    'font:12px/1.4 sans-serif;color:#fff;background:rgba(0,0,0,.6);padding:0 4px;border-radius:2px}';
   document.head.append(style);
 }
 
@@ -248,6 +253,10 @@ class MjpegStream extends HTMLElement {
 
   get transport() {
     return this._mode;
+  }
+
+  get reconnecting() {
+    return this.hasAttribute('reconnecting');
   }
 
   get lastFrameAge() {
@@ -315,18 +324,23 @@ class MjpegStream extends HTMLElement {
     if (p && p.conn) p.conn.remove(this, p.key);
     this._pending = null;
     clearTimeout(this._imgTimer);
+    this.removeAttribute('reconnecting');
     // Ends the <img>'s HTTP stream (and the server's viewer).
     if (this._img) this._img.removeAttribute('src');
   }
 
   // The socket opened: draw its frames, and drop the <img> if it stood in.
   _online() {
+    this.removeAttribute('reconnecting');
     if (this._mode === 'img') this._showCanvas();
   }
 
-  // The socket closed. If it never opened, stand in with an <img>.
+  // The socket closed: say so while it reconnects. If it never opened,
+  // stand in with an <img>.
   _offline(neverOpened) {
-    if (neverOpened && this._playing && this._mode !== 'img') this._showImg();
+    if (!this._playing) return;
+    this.setAttribute('reconnecting', '');
+    if (neverOpened && this._mode !== 'img') this._showImg();
   }
 
   _showCanvas() {
@@ -356,10 +370,12 @@ class MjpegStream extends HTMLElement {
       img.alt = this.getAttribute('alt') || '';
       img.onload = () => {
         this._imgDelay = FIRST_DELAY;
+        this.removeAttribute('reconnecting');
         this._shown(null, Date.now());
       };
       img.onerror = () => {
         if (!this._playing || this._mode !== 'img') return;
+        this.setAttribute('reconnecting', '');
         this._error(0, 'the stream could not be loaded');
         // Retried with back-off, as the socket is.
         const delay = this._imgDelay;
