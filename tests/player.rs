@@ -495,6 +495,13 @@ async fn run_other_origin() {
     eprintln!("other origin: {ps:?}");
     until_clients(&open.hub("cam"), 1, Duration::from_secs(2)).await;
     until_clients(&closed.hub("cam"), 1, Duration::from_secs(2)).await;
+    // The refused socket is tried again (after 0.5, then 1 s) while the
+    // <img> plays: the element does not say it is reconnecting.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let reconnecting = cdp
+        .eval("[...document.querySelectorAll('mjpeg-stream')].map(e => e.reconnecting)")
+        .await;
+    assert_eq!(reconnecting, serde_json::json!([false, false]));
     drop(chromium);
 }
 

@@ -336,11 +336,12 @@ class MjpegStream extends HTMLElement {
   }
 
   // The socket closed: say so while it reconnects. If it never opened,
-  // stand in with an <img>.
+  // stand in with an <img>, whose own load or failure then says how it
+  // goes (the socket may be refused for good while the <img> plays).
   _offline(neverOpened) {
-    if (!this._playing) return;
-    this.setAttribute('reconnecting', '');
-    if (neverOpened && this._mode !== 'img') this._showImg();
+    if (!this._playing || this._mode === 'img') return;
+    if (neverOpened) this._showImg();
+    else this.setAttribute('reconnecting', '');
   }
 
   _showCanvas() {

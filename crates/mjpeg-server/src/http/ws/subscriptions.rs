@@ -99,9 +99,7 @@ impl Subscriptions {
         s.sub.record().took(p.seq(), now.into_std());
         (s, p)
     }
-}
 
-impl Subscriptions {
     /// The first subscription, in turn, that may take a frame now and has
     /// one, with the frame, taken.
     fn ready(&mut self) -> Option<(usize, Arc<Published>)> {

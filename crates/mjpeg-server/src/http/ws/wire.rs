@@ -212,7 +212,17 @@ fn control_message(opcode: u8, payload: BytesMut) -> Result<Parsed, ReadEnd> {
                     "a close frame's code takes two bytes",
                 )))
             }
-            _ => Incoming::Close(Some(u16::from_be_bytes([payload[0], payload[1]]))),
+            _ => match u16::from_be_bytes([payload[0], payload[1]]) {
+                // The codes a close frame may carry (§7.4): the defined
+                // ones but those only an endpoint's API reports, and the
+                // ranges for libraries and applications.
+                code @ (1000..=1003 | 1007..=1014 | 3000..=4999) => Incoming::Close(Some(code)),
+                _ => {
+                    return Err(ReadEnd::Broke(Violation::Protocol(
+                        "a close code that may not be sent",
+                    )))
+                }
+            },
         },
     }))
 }
@@ -356,6 +366,11 @@ mod tests {
                 "a one-byte close",
                 client_frame(true, CLOSE, &[3]),
                 Violation::Protocol("a close frame's code takes two bytes"),
+            ),
+            (
+                "close code 1005",
+                client_frame(true, CLOSE, &1005u16.to_be_bytes()),
+                Violation::Protocol("a close code that may not be sent"),
             ),
             (
                 "over the limit",
