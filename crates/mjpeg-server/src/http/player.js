@@ -411,8 +411,9 @@ class MjpegStream extends HTMLElement {
   }
 
   // createImageBitmap, not WebCodecs' ImageDecoder: the decoder was about
-  // 2 ms sooner in Chromium 156, but its memory grew by 330 MiB over 275
-  // frames of 1280×720 (tests/player.rs, the memory test).
+  // 2 ms sooner in Chromium 156, but Chromium's memory grew by 330 MiB
+  // over 275 frames of 1280×720 with it (the memory test, then of one such
+  // stream for 10 s; now in tests/player_measures.rs).
   async _draw(blob, seq, timestamp) {
     this._decoding = true;
     try {
