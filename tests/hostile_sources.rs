@@ -242,6 +242,34 @@ async fn a_fifo_in_a_watched_folder_blocks_nothing() {
 }
 
 #[tokio::test]
+async fn a_fifo_in_a_watched_folder_before_the_start_is_reported_too() {
+    // Made before the watch begins, it has no event: the first look at the
+    // folder reports it. (A race of the test above once made it so, and
+    // the FIFO then went unreported.)
+    let dir = tempfile::tempdir().unwrap();
+    mkfifo(&dir.path().join("early.jpg"));
+    let p = ServerProcess::start(&["--stream", &format!("cam=watch:{}/", dir.path().display())]);
+    let s = wait_status(p.addr, "cam", |s| s["last_error"].is_string()).await;
+    let why = s["last_error"].as_str().unwrap();
+    assert!(
+        why.contains("early.jpg") && why.contains("not a regular file (a FIFO)"),
+        "{why}"
+    );
+    let mut c = RawClient::stream(p.addr, "/stream/cam").await;
+    write_atomic(
+        &dir.path().join("a.jpg"),
+        &tagged(&corpus("jpeg_5k.jpg"), "after the early fifo"),
+    );
+    let part = c
+        .part_within(PATIENCE)
+        .await
+        .expect("the image after the FIFO was never published");
+    assert_eq!(part.tag().as_deref(), Some("after the early fifo"));
+    let s = stream_status(p.addr, "cam").await;
+    assert_eq!(s["frames_rejected"], 1, "the FIFO reported once: {s}");
+}
+
+#[tokio::test]
 async fn a_watched_fifo_blocks_neither_the_source_nor_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("graph.jpg");

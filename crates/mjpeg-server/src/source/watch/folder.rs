@@ -110,7 +110,7 @@ impl FolderWorker {
 
     /// The folder's wanted regular files with their stamps, or `None` (after
     /// setting the state) if it cannot be listed.
-    async fn list(&mut self) -> Option<Vec<(OsString, Stamp)>> {
+    async fn list(&mut self) -> Option<Listing> {
         let dir = self.dir.clone();
         let matcher = self.matcher.clone();
         // One trip to the blocking pool for the whole listing, not one per
@@ -162,9 +162,19 @@ impl FolderWorker {
     /// work and is published and deleted, oldest first.
     pub(super) async fn start(&mut self) {
         self.set_idle_state();
-        let Some(mut files) = self.list().await else {
+        let Some(Listing { mut files, others }) = self.list().await else {
             return;
         };
+        // Names that are no file (a FIFO, a socket) are reported now, once:
+        // created later they would be, by their event, and one made just
+        // before the watch began has no event.
+        for (name, stamp) in others {
+            let path = self.dir.join(&name);
+            if let Err(e) = read_file(&path, self.source.max_frame).await {
+                self.refused(&path, &e.to_string());
+            }
+            self.seen.insert(name, stamp);
+        }
         sort_by_age(&mut files);
         if self.delete_after {
             let now = Instant::now();
@@ -283,7 +293,7 @@ impl FolderWorker {
     /// Compares the folder with what is known: files that are new or
     /// changed become dirty, and names that are gone are forgotten.
     async fn scan(&mut self) {
-        let Some(files) = self.list().await else {
+        let Some(Listing { files, .. }) = self.list().await else {
             return;
         };
         let now = Instant::now();
@@ -455,8 +465,17 @@ fn wanted(matcher: Option<&GlobMatcher>, name: &OsStr) -> bool {
 }
 
 /// The wanted regular files of `dir`, with their stamps.
-fn list(dir: &Path, matcher: Option<&GlobMatcher>) -> io::Result<Vec<(OsString, Stamp)>> {
+/// What [`list`] finds: the wanted regular files, and the wanted names
+/// that are something else (a FIFO, a socket, a folder), with their
+/// stamps.
+struct Listing {
+    files: Vec<(OsString, Stamp)>,
+    others: Vec<(OsString, Stamp)>,
+}
+
+fn list(dir: &Path, matcher: Option<&GlobMatcher>) -> io::Result<Listing> {
     let mut files = Vec::new();
+    let mut others = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
@@ -467,10 +486,12 @@ fn list(dir: &Path, matcher: Option<&GlobMatcher>) -> io::Result<Vec<(OsString, 
         if let Ok(meta) = std::fs::metadata(entry.path()) {
             if meta.is_file() {
                 files.push((name, Stamp::of(&meta)));
+            } else {
+                others.push((name, Stamp::of(&meta)));
             }
         }
     }
-    Ok(files)
+    Ok(Listing { files, others })
 }
 
 /// Oldest first by modification time, then in natural name order.
