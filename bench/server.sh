@@ -5,6 +5,18 @@
 
 server_pid=""
 
+# release_tools SCRIPT: checks for jq and curl, raises the open-file limit,
+# builds the release server and load client, and sets $bin to their folder.
+release_tools() {
+  local tool
+  for tool in jq curl; do
+    command -v "$tool" >/dev/null || { echo "$1 needs $tool" >&2; exit 2; }
+  done
+  ulimit -n "$(ulimit -Hn)"
+  cargo build --release --quiet --bin mjpeg-server --bin mjpeg-bench
+  bin="$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release"
+}
+
 # Stops the server started last, if it runs.
 stop_server() {
   if [ -n "$server_pid" ]; then

@@ -22,16 +22,9 @@ port="${BENCH_PORT:-18221}"
 duration="${BENCH_DURATION:-10}"
 out="${BENCH_OUT:-target/variants}"
 mkdir -p "$out"
-for tool in jq curl; do
-  command -v "$tool" >/dev/null || { echo "bench/variants.sh needs $tool" >&2; exit 2; }
-done
-ulimit -n "$(ulimit -Hn)"
-
-cargo build --release --quiet --bin mjpeg-server --bin mjpeg-bench
-bin="$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release"
-base="http://127.0.0.1:$port"
-
 . bench/server.sh
+release_tools bench/variants.sh
+base="http://127.0.0.1:$port"
 
 # start SOURCE: a fresh server with stream b.
 start() {
