@@ -41,3 +41,8 @@ fn request() {
 fn config() {
     replay("config", mjpeg_server_cli::config::fuzz_config);
 }
+
+#[test]
+fn reduced_decode() {
+    replay("reduced_decode", mjpeg_server::fuzz::reduced_decode);
+}

@@ -60,18 +60,52 @@ impl Frame {
         quality: u8,
     ) -> Result<Frame, FrameError> {
         let jpeg = encode_jpeg(pixels, width, height, layout, quality, Chroma::Half)?;
-        // The library's own encoder made it: a whole JPEG of exactly these
-        // dimensions. Walking its markers again would only confirm that,
-        // at 2 % of the encode's time for 1280×720.
+        Ok(Frame::encoded(jpeg, width, height))
+    }
+
+    /// A frame of `width`×`height` pixels encoded from planes of samples
+    /// as they are: Y (grey), or Y, Cb and Cr with the chroma planes half
+    /// the size across and down (4:2:0). What a variant made by a reduced
+    /// decode is encoded from, skipping colour conversion both ways.
+    pub(crate) fn from_planes(
+        planes: &[&[u8]],
+        width: u16,
+        height: u16,
+        quality: u8,
+    ) -> Result<Frame, FrameError> {
+        use libjpeg_turbo_rs::Subsampling;
+        let (w, h) = (usize::from(width), usize::from(height));
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        let (widths, heights, subsampling) = match planes.len() {
+            1 => (vec![w], vec![h], Subsampling::S444),
+            _ => (vec![w, cw, cw], vec![h, ch, ch], Subsampling::S420),
+        };
+        let jpeg = libjpeg_turbo_rs::compress_raw(
+            planes,
+            &widths,
+            &heights,
+            w,
+            h,
+            quality.clamp(1, 100),
+            subsampling,
+        )
+        .map_err(|e| FrameError::Encode(e.to_string()))?;
+        Ok(Frame::encoded(jpeg, width, height))
+    }
+
+    /// The frame of what the library's own encoder made: a whole JPEG of
+    /// exactly these dimensions. Walking its markers again would only
+    /// confirm that, at 2 % of the encode's time for 1280×720.
+    fn encoded(jpeg: Vec<u8>, width: u16, height: u16) -> Frame {
         debug_assert_eq!(
             jpeg::validate(&jpeg).map(|i| (i.width, i.height, i.len)),
             Ok((width, height, jpeg.len()))
         );
-        Ok(Frame {
+        Frame {
             jpeg: jpeg.into(),
             width,
             height,
-        })
+        }
     }
 
     /// The JPEG bytes, SOI through EOI.

@@ -116,6 +116,7 @@ pub mod fuzz {
     pub use crate::ingest::split::fuzz_split as split;
     pub use crate::multipart::reader::fuzz_read as multipart;
     pub use crate::stream_request::fuzz_request as request;
+    pub use crate::variant::reduced::fuzz_decode as reduced_decode;
 }
 mod xorshift;
 

@@ -4,6 +4,7 @@ use fast_image_resize as fir;
 use libjpeg_turbo_rs::{PixelFormat, ScalingFactor, StreamingDecoder};
 use std::time::{Duration, Instant};
 
+use super::reduced::{self, Rgb};
 use super::{VariantSpec, DEFAULT_QUALITY};
 use crate::frame::{Frame, FrameError, ImageKind, Pixels};
 
@@ -47,7 +48,29 @@ pub fn make_timed(
         .into_iter()
         .find(|d| sw.div_ceil(*d) >= tw && sh.div_ceil(*d) >= th)
         .unwrap_or(1);
-    let decoded = decode(frame, denom)?;
+    let quality = spec.quality.unwrap_or(DEFAULT_QUALITY);
+    let planes = (denom > 1)
+        .then(|| reduced::decode(frame.jpeg(), denom))
+        .and_then(Result::ok)
+        .flatten();
+    if let Some(planes) = &planes {
+        // The reduced decode is the variant: encoded from its planes.
+        if (planes.width as u32, planes.height as u32) == (tw, th) && overlay.is_none() {
+            let decoded_at = Instant::now();
+            if let Some(variant) = planes.encode(quality) {
+                let steps = Steps {
+                    decode: decoded_at - started,
+                    resize: Duration::ZERO,
+                    encode: decoded_at.elapsed(),
+                };
+                return Ok((variant?, steps));
+            }
+        }
+    }
+    let decoded = match planes {
+        Some(planes) => planes.to_rgb(),
+        None => decode(frame, denom)?,
+    };
     let decoded_at = Instant::now();
     let mut pixels = if (decoded.width as u32, decoded.height as u32) == (tw, th) {
         decoded.data
@@ -66,13 +89,7 @@ pub fn make_timed(
     }
     let resized_at = Instant::now();
     // Both sides are at most the source's, which fit in u16.
-    let variant = Frame::from_pixels(
-        &pixels,
-        tw as u16,
-        th as u16,
-        Pixels::Rgb,
-        spec.quality.unwrap_or(DEFAULT_QUALITY),
-    )?;
+    let variant = Frame::from_pixels(&pixels, tw as u16, th as u16, Pixels::Rgb, quality)?;
     let steps = Steps {
         decode: decoded_at - started,
         resize: resized_at - decoded_at,
@@ -81,7 +98,10 @@ pub fn make_timed(
     Ok((variant, steps))
 }
 
-fn decode(frame: &Frame, denom: u32) -> Result<libjpeg_turbo_rs::Image, FrameError> {
+/// `frame` decoded at 1/`denom` of its size by the general decoder: for
+/// a full-size decode, and for JPEGs [`reduced`] leaves to it (or finds
+/// fault with, in case the general decoder is more forgiving).
+fn decode(frame: &Frame, denom: u32) -> Result<Rgb, FrameError> {
     let fail = |e: libjpeg_turbo_rs::JpegError| FrameError::Decode {
         kind: ImageKind::Jpeg,
         reason: e.to_string(),
@@ -92,6 +112,11 @@ fn decode(frame: &Frame, denom: u32) -> Result<libjpeg_turbo_rs::Image, FrameErr
         decoder.set_scale(ScalingFactor::try_new(1, denom).map_err(fail)?);
     }
     let image = decoder.decode().map_err(fail)?;
+    let image = Rgb {
+        width: image.width,
+        height: image.height,
+        data: image.data,
+    };
     if image.data.len() != image.width * image.height * 3 {
         return Err(FrameError::Decode {
             kind: ImageKind::Jpeg,

@@ -6,9 +6,11 @@
 //! into the size to make for a source frame (inside the box, aspect ratio
 //! kept, never larger than the source); [`make`] makes the frame: a decode
 //! reduced in the DCT domain where the target is at most half the source
-//! (1/2, 1/4, 1/8: a fraction of the work of a full decode), a SIMD resize
-//! to the exact size, and one encode. A variant equal to the source (the
-//! same size, no quality asked) is the source's frame itself.
+//! (1/2, 1/4, 1/8: our own, `reduced`, for the JPEGs cameras send; the
+//! general decoder for the rest), a SIMD resize to the exact size if the
+//! reduction is not it, and one encode (from the decoded planes as they
+//! are, when no resize or overlay came between). A variant equal to the
+//! source (the same size, no quality asked) is the source's frame itself.
 //!
 //! A stream may have an [`Overlay`] (`#overlay=TEXT`): a line of text, the
 //! time for one, drawn on every frame. Its frames are derived frames like
@@ -23,6 +25,7 @@ use std::fmt;
 
 mod make;
 mod overlay;
+pub(crate) mod reduced;
 
 pub use make::{make, make_timed, Steps};
 pub use overlay::{split_overlay, Clock, Overlay, MAX_OVERLAY};
