@@ -101,7 +101,7 @@ pub fn make_timed(
 /// `frame` decoded at 1/`denom` of its size by the general decoder: for
 /// a full-size decode, and for JPEGs [`reduced`] leaves to it (or finds
 /// fault with, in case the general decoder is more forgiving).
-fn decode(frame: &Frame, denom: u32) -> Result<Rgb, FrameError> {
+pub(super) fn decode(frame: &Frame, denom: u32) -> Result<Rgb, FrameError> {
     let fail = |e: libjpeg_turbo_rs::JpegError| FrameError::Decode {
         kind: ImageKind::Jpeg,
         reason: e.to_string(),
